@@ -1,0 +1,45 @@
+"""Paths and constants, anchored on the repository root.
+
+Every path can be overridden with an environment variable, so tests and CI can
+point the code at temporary folders without touching the repository.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _path_from_env(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).expanduser().resolve() if value else default
+
+
+def input_dir() -> Path:
+    """MNIST IDX files (never edited)."""
+    return _path_from_env("DIGIT_INPUT_DIR", REPO_ROOT / "input")
+
+
+def model_dir() -> Path:
+    """The current model, its metadata and `versions/` history."""
+    return _path_from_env("DIGIT_MODEL_DIR", REPO_ROOT / "model")
+
+
+def model_path() -> Path:
+    return model_dir() / "model.keras"
+
+
+def metadata_path() -> Path:
+    return model_dir() / "metadata.json"
+
+
+def feedback_dir() -> Path:
+    """Corrections collected by the app: `wrong_predictions/<true_label>/`."""
+    return _path_from_env("DIGIT_FEEDBACK_DIR", REPO_ROOT / "wrong_predictions")
+
+
+SEED = 42
+NUM_CLASSES = 10
+IMAGE_SIZE = 28
