@@ -1,0 +1,400 @@
+"""The wrong_predictions/ store, on real files in a temporary folder."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import zipfile
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digit_classifier import feedback
+from digit_classifier.feedback import InvalidLabelError
+from digit_classifier.preprocess import PREPROCESSING_VERSION, UnreadableImageError
+
+METADATA_KEYS = {
+    "format_version", "true_label", "predicted_label", "confidence", "probabilities", "source",
+    "original_filename", "model_version", "preprocessing_version", "saved_at", "sha256",
+}
+BAD_LABELS = ["../3", "3/", "10", -1, True, 3.5, None, "7/../x", "", " 3", "03", "\u0663", 10]
+
+
+def digit_image(seed: int, channels: int = 4) -> np.ndarray:
+    """A distinct small uint8 image (alpha varies when channels == 4)."""
+    return np.random.default_rng(seed).integers(0, 256, size=(20, 30, channels), dtype=np.uint8)
+
+
+def probabilities_for(label: int) -> list[float]:
+    probabilities = [0.01] * 10
+    probabilities[label] = 0.91
+    return probabilities
+
+
+def save(image, true_label, root: Path, **overrides) -> feedback.SaveResult:
+    arguments = dict(predicted_label=1, confidence=0.91, probabilities=probabilities_for(1), source="draw", root=root)
+    return feedback.save_correction(image, true_label, **{**arguments, **overrides})
+
+
+def all_files(root: Path) -> set[str]:
+    return {str(path.relative_to(root)) for path in root.rglob("*")} if root.exists() else set()
+
+
+def jpeg_bytes(seed: int = 0) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(digit_image(seed, channels=3)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+# Round trip ------------------------------------------------------------------------------
+
+
+def test_round_trip_keeps_pixels_alpha_and_metadata(tmp_path):
+    image = digit_image(1)
+    probabilities = probabilities_for(2)
+    before = datetime.now(timezone.utc)
+    result = save(
+        image, 7, tmp_path, predicted_label=2, confidence=0.91, probabilities=probabilities,
+        source="upload", original_filename="../my digit.png", model_version="v3",
+    )
+
+    assert result.created
+    [item] = feedback.list_items(tmp_path)
+    assert item == result.item
+    png = item.path.read_bytes()
+    sha256 = hashlib.sha256(png).hexdigest()
+    assert item.path == tmp_path / "7" / f"{sha256[:16]}.png"
+    assert item.id == f"7/{sha256[:16]}.png"
+    assert item.label == 7
+    with Image.open(item.path) as stored:
+        assert stored.mode == "RGBA"
+        np.testing.assert_array_equal(np.asarray(stored), image)
+    metadata = json.loads(item.path.with_suffix(".json").read_text())
+    assert metadata == item.metadata
+    assert set(metadata) == METADATA_KEYS
+    assert metadata["format_version"] == 1
+    assert metadata["true_label"] == 7
+    assert metadata["predicted_label"] == 2
+    assert metadata["confidence"] == pytest.approx(0.91)
+    assert metadata["probabilities"] == pytest.approx(probabilities)
+    assert metadata["source"] == "upload"
+    assert metadata["original_filename"] == "my_digit.png"
+    assert metadata["model_version"] == "v3"
+    assert metadata["preprocessing_version"] == PREPROCESSING_VERSION
+    assert metadata["sha256"] == sha256
+    assert metadata["saved_at"].endswith("Z")
+    assert before - timedelta(seconds=1) <= item.saved_at <= datetime.now(timezone.utc)
+
+
+def test_encode_png_accepts_file_bytes_and_keeps_only_the_first_frame():
+    frames = [Image.fromarray(np.full((8, 8), value, dtype=np.uint8)) for value in (40, 200)]
+    gif = io.BytesIO()
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:])
+
+    png = feedback.encode_png(gif.getvalue())
+
+    with Image.open(io.BytesIO(png)) as decoded:
+        assert decoded.format == "PNG"
+        assert getattr(decoded, "n_frames", 1) == 1
+        assert np.asarray(decoded.convert("L")).max() == 40
+
+
+def test_list_items_is_newest_first(tmp_path):
+    first = save(digit_image(1), 3, tmp_path).item
+    second = save(digit_image(2), 3, tmp_path).item
+    assert [item.id for item in feedback.list_items(tmp_path)] == [second.id, first.id]
+
+
+# Duplicates ------------------------------------------------------------------------------
+
+
+def test_same_image_under_same_label_is_stored_once(tmp_path):
+    first = save(digit_image(1), 4, tmp_path)
+    files = {path: path.read_bytes() for path in (tmp_path / "4").iterdir()}
+
+    again = save(digit_image(1), 4, tmp_path, predicted_label=9, source="upload")
+
+    assert first.created and not again.created
+    assert again.item == first.item
+    assert len(feedback.list_items(tmp_path)) == 1
+    assert {path: path.read_bytes() for path in (tmp_path / "4").iterdir()} == files
+
+
+def test_different_images_or_labels_give_different_items(tmp_path):
+    paths = {
+        save(digit_image(1), 4, tmp_path).item.path,
+        save(digit_image(2), 4, tmp_path).item.path,
+        save(digit_image(1), 5, tmp_path).item.path,
+    }
+    assert len(paths) == 3
+    assert len(feedback.list_items(tmp_path)) == 3
+
+
+# Atomicity -------------------------------------------------------------------------------
+
+
+def test_saves_leave_no_temporary_files(tmp_path):
+    for seed in range(5):
+        save(digit_image(seed), seed, tmp_path)
+    assert not [name for name in all_files(tmp_path) if Path(name).name.startswith(".")]
+    assert len(all_files(tmp_path)) == 5 + 10  # five label folders, five images, five sidecars
+
+
+@pytest.mark.parametrize("failing_call", [1, 2], ids=["png-write", "json-write"])
+def test_failed_write_leaves_nothing_visible(tmp_path, monkeypatch, failing_call):
+    save(digit_image(0), 3, tmp_path)
+    files_before, items_before = all_files(tmp_path), feedback.list_items(tmp_path)
+    real_replace, calls = os.replace, []
+
+    def replace_failing_once(source, target):
+        calls.append(target)
+        if len(calls) == failing_call:
+            raise OSError("disk full")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace_failing_once)
+    with pytest.raises(OSError, match="disk full"):
+        save(digit_image(1), 3, tmp_path)
+    monkeypatch.undo()
+
+    assert all_files(tmp_path) == files_before
+    assert feedback.list_items(tmp_path) == items_before
+
+
+# Validation and path safety --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("label", BAD_LABELS, ids=repr)
+def test_bad_label_is_rejected_and_nothing_written(tmp_path, label):
+    with pytest.raises(InvalidLabelError):
+        save(digit_image(0), label, tmp_path)
+    with pytest.raises(InvalidLabelError):
+        feedback.validate_label(label)
+    assert all_files(tmp_path) == set()
+
+
+@pytest.mark.parametrize("label, expected", [(0, 0), (9, 9), ("0", 0), ("9", 9), (np.int64(5), 5)])
+def test_valid_labels(label, expected):
+    assert feedback.validate_label(label) == expected
+
+
+@pytest.mark.parametrize(
+    "change, error",
+    [
+        (dict(predicted_label="x"), InvalidLabelError),
+        (dict(source="camera"), ValueError),
+        (dict(probabilities=[0.1] * 9), ValueError),
+        (dict(probabilities=[float("nan")] * 10), ValueError),
+        (dict(confidence=97.0), ValueError),
+    ],
+    ids=["predicted_label", "source", "nine-probabilities", "nan-probabilities", "confidence"],
+)
+def test_bad_prediction_details_are_rejected_and_nothing_written(tmp_path, change, error):
+    with pytest.raises(error):
+        save(digit_image(0), 3, tmp_path, **change)
+    assert all_files(tmp_path) == set()
+
+
+@pytest.mark.parametrize("data", [b"", b"not an image", jpeg_bytes()[:200]], ids=["empty", "text", "truncated-jpeg"])
+def test_undecodable_image_is_rejected_and_nothing_written(tmp_path, data):
+    with pytest.raises(UnreadableImageError):
+        save(data, 3, tmp_path)
+    assert all_files(tmp_path) == set()
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("../../etc/passwd", "passwd"),
+        ("a\\b.png", "b.png"),
+        ("C:\\Users\\me\\seven.jpg", "seven.jpg"),
+        ("my digit (1).png", "my_digit__1_.png"),
+        ("a\x00b.png", "a_b.png"),
+        ("..", None),
+        ("uploads/", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_sanitize_filename(name, expected):
+    assert feedback.sanitize_filename(name) == expected
+
+
+def test_sanitize_filename_shortens_long_names_and_keeps_the_suffix():
+    name = feedback.sanitize_filename("x" * 300 + ".png")
+    assert len(name) == 100
+    assert name.endswith(".png")
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "a\\b.png", "\x00/..\\.x", "." * 200, "/" * 5 + "é.png"])
+def test_sanitized_filename_is_never_a_path(name):
+    safe = feedback.sanitize_filename(name)
+    assert safe is None or (
+        len(safe) <= 100 and not safe.startswith(".") and not set(safe) & {"/", "\\", "\x00"}
+    )
+
+
+# Hand-dropped files ----------------------------------------------------------------------
+
+
+def test_hand_dropped_image_is_listed_and_other_files_are_ignored(tmp_path):
+    folder = tmp_path / "4"
+    folder.mkdir()
+    (folder / "photo.JPG").write_bytes(jpeg_bytes())
+    (folder / "notes.txt").write_text("not an image")
+    (folder / ".tmp123").write_bytes(b"half a file")
+    (folder / ".tmp123.png").write_bytes(jpeg_bytes())
+    (folder / "folder.png").mkdir()
+    (tmp_path / "12").mkdir()
+    (tmp_path / "12" / "photo.jpg").write_bytes(jpeg_bytes())
+    (tmp_path / "x.png").write_bytes(jpeg_bytes())
+
+    [item] = feedback.list_items(tmp_path)
+
+    assert (item.id, item.label, item.metadata) == ("4/photo.JPG", 4, {})
+    assert item.saved_at == datetime.fromtimestamp(item.path.stat().st_mtime, timezone.utc)
+    assert feedback.counts(tmp_path)[4] == 1
+
+
+def test_unreadable_sidecar_counts_as_no_metadata(tmp_path):
+    item = save(digit_image(0), 2, tmp_path).item
+    item.path.with_suffix(".json").write_text("{ half")
+    [listed] = feedback.list_items(tmp_path)
+    assert listed.path == item.path and listed.metadata == {}
+
+
+# Delete, relabel, undo, counts, export ---------------------------------------------------
+
+
+def test_delete_removes_image_and_sidecar(tmp_path):
+    kept = save(digit_image(1), 3, tmp_path).item
+    deleted = save(digit_image(2), 3, tmp_path).item
+    feedback.delete_item(deleted)
+    assert not deleted.path.exists()
+    assert not deleted.path.with_suffix(".json").exists()
+    assert feedback.list_items(tmp_path) == [kept]
+
+
+def test_relabel_moves_files_and_updates_true_label(tmp_path):
+    item = save(digit_image(1), 3, tmp_path).item
+
+    moved = feedback.relabel(item, "5")
+
+    assert moved.path == tmp_path / "5" / item.path.name
+    assert not item.path.exists() and not item.path.with_suffix(".json").exists()
+    on_disk = json.loads(moved.path.with_suffix(".json").read_text())
+    assert on_disk == moved.metadata == {**item.metadata, "true_label": 5}
+    assert feedback.list_items(tmp_path) == [moved]
+
+
+def test_relabel_onto_the_same_content_keeps_one_copy(tmp_path):
+    source = save(digit_image(1), 3, tmp_path).item
+    existing = save(digit_image(1), 5, tmp_path).item
+
+    moved = feedback.relabel(source, 5)
+
+    assert moved == existing
+    assert not source.path.exists() and not source.path.with_suffix(".json").exists()
+    assert feedback.list_items(tmp_path) == [existing]
+
+
+def test_relabel_hand_dropped_image_moves_it_without_inventing_metadata(tmp_path):
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "photo.jpg").write_bytes(jpeg_bytes())
+    [item] = feedback.list_items(tmp_path)
+
+    moved = feedback.relabel(item, 7)
+
+    assert moved.id == "7/photo.jpg" and moved.metadata == {}
+    assert all_files(tmp_path) == {"1", "7", str(Path("7", "photo.jpg"))}
+
+
+def test_relabel_to_a_bad_label_moves_nothing(tmp_path):
+    item = save(digit_image(1), 3, tmp_path).item
+    files = all_files(tmp_path)
+    with pytest.raises(InvalidLabelError):
+        feedback.relabel(item, "../5")
+    assert all_files(tmp_path) == files
+
+
+def test_undo_removes_only_what_the_save_created(tmp_path):
+    created = save(digit_image(1), 3, tmp_path)
+    duplicate = save(digit_image(1), 3, tmp_path)
+
+    feedback.undo_save(duplicate)
+    assert feedback.list_items(tmp_path) == [created.item]
+
+    feedback.undo_save(created)
+    assert feedback.list_items(tmp_path) == []
+
+
+def test_counts_has_all_ten_labels(tmp_path):
+    assert feedback.counts(tmp_path / "missing") == dict.fromkeys(range(10), 0)
+    for seed, label in enumerate([0, 0, 9]):
+        save(digit_image(seed), label, tmp_path)
+    assert feedback.counts(tmp_path) == {**dict.fromkeys(range(10), 0), 0: 2, 9: 1}
+
+
+def test_export_zip_holds_every_image_and_sidecar(tmp_path):
+    item = save(digit_image(1), 3, tmp_path).item
+    (tmp_path / "4").mkdir()
+    (tmp_path / "4" / "photo.jpg").write_bytes(jpeg_bytes())
+    (tmp_path / "4" / "notes.txt").write_text("ignored")
+
+    with zipfile.ZipFile(io.BytesIO(feedback.export_zip(tmp_path))) as archive:
+        names = set(archive.namelist())
+        assert names == {item.id, item.id.replace(".png", ".json"), "4/photo.jpg"}
+        assert json.loads(archive.read(item.id.replace(".png", ".json"))) == item.metadata
+        with Image.open(io.BytesIO(archive.read(item.id))) as image:
+            np.testing.assert_array_equal(np.asarray(image), digit_image(1))
+        with Image.open(io.BytesIO(archive.read("4/photo.jpg"))) as image:
+            assert image.format == "JPEG"
+
+
+def test_default_root_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGIT_FEEDBACK_DIR", str(tmp_path))
+    result = feedback.save_correction(
+        digit_image(1), 6, predicted_label=0, confidence=0.5, probabilities=probabilities_for(0), source="draw"
+    )
+    assert result.item.path.parent == tmp_path / "6"
+
+
+# Concurrency -----------------------------------------------------------------------------
+
+WORKERS, IMAGES_PER_WORKER = 8, 50
+
+
+def save_many(root: Path, worker: int, start) -> None:
+    start.wait()
+    for index in range(IMAGES_PER_WORKER):
+        image = digit_image(worker * 1000 + index, channels=1)[..., 0]
+        image[0, :2] = worker, index  # distinct even if two random images were equal
+        save(image, index % 10, root)
+
+
+def test_concurrent_saves_from_many_processes(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    processes = [context.Process(target=save_many, args=(tmp_path, worker, start)) for worker in range(WORKERS)]
+    for process in processes:
+        process.start()
+    start.set()
+    for process in processes:
+        process.join(timeout=60)
+
+    assert [process.exitcode for process in processes] == [0] * WORKERS
+    items = feedback.list_items(tmp_path)
+    assert len(items) == WORKERS * IMAGES_PER_WORKER
+    assert sum(feedback.counts(tmp_path).values()) == WORKERS * IMAGES_PER_WORKER
+    for item in items:
+        with Image.open(item.path) as image:
+            image.load()
+        metadata = json.loads(item.path.with_suffix(".json").read_text())
+        assert metadata["sha256"] == hashlib.sha256(item.path.read_bytes()).hexdigest()
+    assert not [name for name in all_files(tmp_path) if Path(name).name.startswith(".")]
