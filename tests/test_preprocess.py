@@ -143,7 +143,7 @@ def test_polarity_comes_from_the_border_not_the_mean():
     assert np.asarray(picture).mean() < 128
     steps = preprocess_steps(picture)
     assert steps.ink_source == "dark ink on light background"
-    assert steps.image[14, 14] < 0.1 and steps.image[14, 6] > 0.9  # the hole stays dark, the ring is ink
+    assert steps.image[14, 14] < 0.1 and steps.image[14, 3:10].max() > 0.95  # the hole stays dark, the ring is ink
 
 
 def test_uneven_light_tint_noise_and_jpeg(seven):

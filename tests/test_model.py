@@ -1,0 +1,108 @@
+"""Behaviour of the committed model: accuracy as recorded, and on the inputs people give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from digit_classifier import config, data, realinputs
+from digit_classifier.evaluate import accuracy_on, evaluate
+from digit_classifier.predict import predict_image
+from digit_classifier.preprocess import NoDigitFoundError
+
+# The issue's floors for the realistic sets (rendered from MNIST *test* digits) and for
+# optdigits, the other writers' 8x8 digits shipped with scikit-learn.
+REAL_INPUT_FLOORS = {"photo": 0.985, "transparent": 0.985, "canvas": 0.98, "lowres": 0.95, "optdigits": 0.93}
+REAL_SET_SIZE = 500
+
+
+@pytest.fixture(scope="module")
+def report(classifier):
+    return evaluate(classifier)
+
+
+def test_metadata_records_provenance(classifier):
+    meta = classifier.metadata
+    for key in ("version", "created", "epochs", "parameters", "training_seconds", "test_accuracy", "data_sha256", "preprocessing_version"):
+        assert key in meta, key
+    assert meta["data_sha256"] == data.expected_checksums()
+    assert meta["parameters"] == classifier.model.count_params()
+
+
+def test_model_file_is_small():
+    assert config.model_path().stat().st_size <= 5 * 1024 * 1024
+
+
+def test_test_accuracy_matches_metadata(classifier, report):
+    assert report["n"] == 10_000
+    assert report["accuracy"] >= 0.996
+    assert abs(report["accuracy"] - classifier.metadata["test_accuracy"]) <= 0.0005
+
+
+def test_report_is_consistent(report):
+    matrix = np.array(report["confusion_matrix"])
+    assert matrix.shape == (10, 10) and matrix.sum() == 10_000
+    assert np.trace(matrix) / matrix.sum() == pytest.approx(report["accuracy"])
+    assert [report["per_class"][str(d)]["support"] for d in range(10)] == matrix.sum(1).tolist()
+    mistakes = report["most_confident_mistakes"]
+    assert all(m["label"] != m["predicted"] for m in mistakes)
+    assert [m["confidence"] for m in mistakes] == sorted((m["confidence"] for m in mistakes), reverse=True)
+
+
+@pytest.mark.parametrize("kind", realinputs.KINDS)
+def test_accuracy_on_realistic_inputs(classifier, kind):
+    result = accuracy_on(classifier, *realinputs.make_set(kind, REAL_SET_SIZE))
+    assert result["accuracy"] >= REAL_INPUT_FLOORS[kind], result
+
+
+def test_accuracy_on_other_writers_low_resolution(classifier):
+    result = accuracy_on(classifier, *realinputs.optdigits_set())
+    assert result["accuracy"] >= REAL_INPUT_FLOORS["optdigits"], result
+
+
+def _drawn(strokes, width=18, size=280, offset=(0, 0), scale=1.0):
+    canvas = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    pen = ImageDraw.Draw(canvas)
+    for stroke in strokes:
+        points = [(offset[0] + x * scale, offset[1] + y * scale) for x, y in stroke]
+        pen.line(points, fill=(255, 255, 255, 255), width=width, joint="curve")
+        for x, y in (points[0], points[-1]):
+            pen.ellipse((x - width / 2, y - width / 2, x + width / 2, y + width / 2), fill=(255, 255, 255, 255))
+    return np.asarray(canvas)
+
+
+ONE = [[(140, 40), (140, 240)]]
+SEVEN = [[(70, 50), (210, 50), (120, 240)]]
+ZERO = [[(140, 40), (90, 70), (75, 140), (90, 210), (140, 240), (190, 210), (205, 140), (190, 70), (140, 40)]]
+FOUR = [[(170, 240), (170, 40), (60, 170), (220, 170)]]
+
+
+@pytest.mark.parametrize("strokes, digit", [(ONE, 1), (SEVEN, 7), (ZERO, 0), (FOUR, 4)])
+@pytest.mark.parametrize("place", [dict(), dict(offset=(0, 0), scale=0.4, width=10), dict(offset=(120, 140), scale=0.45), dict(width=32)])
+def test_clear_drawings_anywhere_at_any_size_are_right(classifier, strokes, digit, place):
+    prediction = predict_image(classifier, _drawn(strokes, **place))
+    assert prediction.label == digit, prediction.probabilities.round(3)
+
+
+@pytest.mark.parametrize("shift", [(0, 1), (2, 0), (-1, -2)])
+def test_label_survives_small_shifts_and_thicker_strokes(classifier, mnist_test, shift):
+    images = np.roll(data.to_model_input(mnist_test.images[:300]), shift, axis=(1, 2))
+    labels = mnist_test.labels[:300]
+    assert np.mean(classifier.probabilities(images).argmax(1) == labels) >= 0.99
+    thick = np.maximum(images, np.roll(images, 1, axis=2))
+    assert np.mean(classifier.probabilities(thick).argmax(1) == labels) >= 0.98
+
+
+def test_single_image_call_matches_batch(classifier, mnist_test):
+    images = data.to_model_input(mnist_test.images[:16])
+    batch = classifier.probabilities(images)
+    one = classifier.probabilities(images[3])
+    assert one.shape == (1, 10)
+    assert np.allclose(one[0], batch[3], atol=1e-5)
+    assert np.allclose(batch.sum(1), 1.0, atol=1e-4)
+
+
+def test_blank_canvas_gets_no_prediction(classifier):
+    with pytest.raises(NoDigitFoundError):
+        predict_image(classifier, np.zeros((280, 280, 4), np.uint8))
