@@ -12,6 +12,7 @@ def atomic_write_bytes(target: Path, data: bytes) -> None:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.fchmod(fd, 0o644)  # mkstemp creates 0600; the store and the model are meant to be shared
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -71,7 +71,8 @@ class Classifier:
     def probabilities(self, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """(n, 28, 28) or (n, 28, 28, 1) floats in [0, 1] -> (n, 10) probabilities."""
         images = np.asarray(images, dtype=np.float32)
-        if images.ndim == 2:
+        single = (config.IMAGE_SIZE, config.IMAGE_SIZE)
+        if images.shape in (single, single + (1,)):
             images = images[None]
         if images.ndim == 3:
             images = images[..., None]
