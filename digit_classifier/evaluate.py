@@ -1,0 +1,137 @@
+"""How good is a model: on MNIST's test set, and on the inputs people actually give.
+
+`evaluate()` gives accuracy, per-class precision / recall / F1, the confusion
+matrix and the most confident mistakes; `plot_confusion_matrix()` draws it;
+`real_input_accuracy()` runs the realistic sets of `realinputs` through the
+one preprocessing path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import config, data, realinputs
+from .model import Classifier
+from .preprocess import PreprocessError, preprocess
+
+DIGITS = list(range(config.NUM_CLASSES))
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """10x10 counts: row = true digit, column = predicted digit."""
+    matrix = np.zeros((config.NUM_CLASSES, config.NUM_CLASSES), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(labels, int), np.asarray(predicted, int)), 1)
+    return matrix
+
+
+def per_class_report(matrix: np.ndarray) -> dict[str, dict[str, float]]:
+    true_positive = np.diag(matrix).astype(float)
+    predicted_count, actual_count = matrix.sum(0), matrix.sum(1)
+    precision = np.divide(true_positive, predicted_count, out=np.zeros(len(matrix)), where=predicted_count > 0)
+    recall = np.divide(true_positive, actual_count, out=np.zeros(len(matrix)), where=actual_count > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros(len(matrix)), where=total > 0)
+    return {
+        str(digit): {
+            "precision": round(float(precision[digit]), 5),
+            "recall": round(float(recall[digit]), 5),
+            "f1": round(float(f1[digit]), 5),
+            "support": int(actual_count[digit]),
+        }
+        for digit in DIGITS
+    }
+
+
+def most_confident_mistakes(probabilities: np.ndarray, labels: np.ndarray, count: int = 10) -> list[dict]:
+    predicted = probabilities.argmax(1)
+    wrong = np.flatnonzero(predicted != labels)
+    order = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:count]
+    return [
+        {"index": int(i), "label": int(labels[i]), "predicted": int(predicted[i]), "confidence": round(float(probabilities[i, predicted[i]]), 5)}
+        for i in order
+    ]
+
+
+def evaluate(classifier: Classifier, images: np.ndarray | None = None, labels: np.ndarray | None = None) -> dict:
+    """Full report on (images, labels); the MNIST test set by default."""
+    if images is None:
+        test = data.load_split("test")
+        images, labels = data.to_model_input(test.images), test.labels
+    labels = np.asarray(labels, int)
+    probabilities = classifier.probabilities(images)
+    predicted = probabilities.argmax(1)
+    matrix = confusion_matrix(labels, predicted)
+    return {
+        "model_version": classifier.version,
+        "accuracy": float(np.mean(predicted == labels)),
+        "n": int(len(labels)),
+        "errors": int(np.sum(predicted != labels)),
+        "per_class": per_class_report(matrix),
+        "confusion_matrix": matrix.tolist(),
+        "most_confident_mistakes": most_confident_mistakes(probabilities, labels),
+    }
+
+
+def preprocess_all(sources: Sequence) -> tuple[np.ndarray, np.ndarray]:
+    """Preprocess every source; -> (images of the usable ones, boolean mask of usable)."""
+    images, usable = [], []
+    for source in sources:
+        try:
+            images.append(preprocess(source))
+            usable.append(True)
+        except PreprocessError:
+            usable.append(False)
+    stacked = np.stack(images) if images else np.zeros((0, 28, 28), np.float32)
+    return stacked, np.array(usable, dtype=bool)
+
+
+def accuracy_on(classifier: Classifier, sources: Sequence, labels: np.ndarray) -> dict:
+    """Accuracy on raw inputs; an input the preprocessing refuses counts as an error."""
+    images, usable = preprocess_all(sources)
+    predicted = np.full(len(labels), -1)
+    predicted[usable] = classifier.probabilities(images).argmax(1)
+    return {"accuracy": float(np.mean(predicted == np.asarray(labels))), "n": int(len(labels)), "refused": int((~usable).sum())}
+
+
+def real_input_accuracy(classifier: Classifier, n: int = realinputs.DEFAULT_SIZE, kinds: Sequence[str] = realinputs.KINDS) -> dict:
+    """Accuracy on each realistic set (from MNIST test digits) and on optdigits (other writers)."""
+    results = {kind: accuracy_on(classifier, *realinputs.make_set(kind, n)) for kind in kinds}
+    results["optdigits"] = accuracy_on(classifier, *realinputs.optdigits_set())
+    return results
+
+
+def plot_confusion_matrix(matrix, path: Path | str | None = None, normalize: bool = False, title: str | None = None, ax=None):
+    """Heat map with the digits on both axes; saved to `path` (PNG) when given. Returns the figure."""
+    import matplotlib
+
+    if ax is None and path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(matrix, dtype=float)
+    shown = matrix / np.maximum(matrix.sum(1, keepdims=True), 1) if normalize else matrix
+    if ax is None:
+        figure, ax = plt.subplots(figsize=(6, 5.2))
+    else:
+        figure = ax.figure
+    image = ax.imshow(shown, cmap="Blues")
+    figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(DIGITS)
+    ax.set_yticks(DIGITS)
+    ax.set_xlabel("Predicted digit")
+    ax.set_ylabel("True digit")
+    ax.set_title(title or ("Confusion matrix (row-normalised)" if normalize else "Confusion matrix (counts)"))
+    threshold = shown.max() / 2
+    for row in DIGITS:
+        for col in DIGITS:
+            value = shown[row, col]
+            if value:
+                text = f"{value:.2f}" if normalize else f"{int(value)}"
+                ax.text(col, row, text, ha="center", va="center", fontsize=7, color="white" if value > threshold else "black")
+    figure.tight_layout()
+    if path is not None:
+        figure.savefig(path, dpi=100)
+    return figure

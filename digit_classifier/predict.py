@@ -1,0 +1,73 @@
+"""From images to predictions: one image for the app, many files for the CLI.
+
+Both go through `preprocess()` and a direct (compiled) model call; nothing here
+uses `model.predict()`, which is built for large batches and is several times
+slower for a single image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from .model import Classifier
+from .preprocess import ImageSource, PreprocessError, preprocess
+
+LOW_CONFIDENCE = 0.70  # below this the app says the model is unsure
+
+
+@dataclass
+class Prediction:
+    label: int
+    confidence: float
+    probabilities: np.ndarray  # (10,) float
+    image: np.ndarray  # the 28x28 input the model saw
+
+    @property
+    def is_confident(self) -> bool:
+        return self.confidence >= LOW_CONFIDENCE
+
+    def as_dict(self) -> dict:
+        return {
+            "label": self.label,
+            "confidence": round(float(self.confidence), 6),
+            "probabilities": [round(float(p), 6) for p in self.probabilities],
+        }
+
+
+def _prediction(probabilities: np.ndarray, image: np.ndarray) -> Prediction:
+    label = int(np.argmax(probabilities))
+    return Prediction(label, float(probabilities[label]), probabilities, image)
+
+
+def predict_image(classifier: Classifier, source: ImageSource) -> Prediction:
+    """One image -> Prediction. Raises a PreprocessError subclass for an unusable image."""
+    image = preprocess(source)
+    return _prediction(classifier.probabilities(image[None])[0], image)
+
+
+def predict_files(classifier: Classifier, paths: Iterable[str | Path], batch_size: int = 256) -> Iterator[dict]:
+    """Yield one result dict per path, in order: {"path", "label", "confidence", "probabilities"} or {"path", "error"}."""
+    pending: list[tuple[str, np.ndarray]] = []
+
+    def flush() -> Iterator[dict]:
+        probabilities = classifier.probabilities(np.stack([image for _, image in pending]))
+        for (path, image), probs in zip(pending, probabilities):
+            yield {"path": path, **_prediction(probs, image).as_dict()}
+        pending.clear()
+
+    for path in paths:
+        try:
+            image = preprocess(Path(path))
+        except PreprocessError as error:
+            yield from flush() if pending else ()
+            yield {"path": str(path), "error": str(error)}
+            continue
+        pending.append((str(path), image))
+        if len(pending) >= batch_size:
+            yield from flush()
+    if pending:
+        yield from flush()

@@ -1,0 +1,93 @@
+"""The command line: JSON schemas, error lines, exit codes (run as a user would, in a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digit_classifier import config, data
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "digit_classifier", *map(str, args)],
+        cwd=config.REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory, mnist_test):
+    """Five MNIST test digits as black-on-white PNGs, plus bad files."""
+    folder = tmp_path_factory.mktemp("cli")
+    good = []
+    for i in range(5):
+        path = folder / f"digit_{i}_label_{mnist_test.labels[i]}.png"
+        Image.fromarray(255 - mnist_test.images[i]).resize((84, 84)).save(path)
+        good.append(path)
+    not_image = folder / "notes.png"
+    not_image.write_text("this is not an image")
+    truncated = folder / "truncated.png"
+    truncated.write_bytes(good[0].read_bytes()[:60])
+    blank = folder / "blank.png"
+    Image.new("L", (50, 50), 255).save(blank)
+    return {"good": good, "labels": mnist_test.labels[:5].tolist(), "not_image": not_image, "truncated": truncated, "blank": blank}
+
+
+def test_predict_prints_one_json_object_per_image(images):
+    result = run_cli("predict", *images["good"])
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["path"] for line in lines] == [str(p) for p in images["good"]]
+    assert [line["label"] for line in lines] == images["labels"]
+    for line in lines:
+        assert set(line) == {"path", "label", "confidence", "probabilities"}
+        assert len(line["probabilities"]) == 10 and abs(sum(line["probabilities"]) - 1) < 1e-3
+        assert line["confidence"] == max(line["probabilities"])
+
+
+def test_bad_inputs_get_error_lines_and_the_others_go_on(images):
+    paths = [images["good"][0], images["not_image"], images["truncated"], images["blank"], images["good"][1], "missing.png"]
+    result = run_cli("predict", *paths)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["path"] for line in lines] == [str(p) for p in paths]
+    assert [("error" in line) for line in lines] == [False, True, True, True, False, True]
+    errors = [line for line in lines if "error" in line]
+    assert all(set(line) == {"path", "error"} for line in errors)
+    assert "not an image" in errors[0]["error"] and "truncated" in errors[1]["error"]
+    assert "no digit" in errors[2]["error"].lower() and "does not exist" in errors[3]["error"]
+
+
+def test_predict_takes_a_folder(images):
+    result = run_cli("predict", images["good"][0].parent)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 8 and result.returncode == 1
+
+
+def test_evaluate_json_is_one_object_matching_the_metadata():
+    result = run_cli("evaluate", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert {"accuracy", "n", "per_class", "confusion_matrix"} <= set(report)
+    matrix = np.array(report["confusion_matrix"])
+    assert matrix.shape == (10, 10) and matrix.dtype.kind == "i" and matrix.sum() == report["n"] == 10_000
+    metadata = json.loads(config.metadata_path().read_text())
+    assert report["accuracy"] == pytest.approx(metadata["test_accuracy"], abs=5e-4)
+    assert report["accuracy"] >= 0.996
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    result = run_cli("evaluate", "--model", tmp_path / "none.keras")
+    assert result.returncode == 2
+    assert "No model at" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_usage_error_without_a_command():
+    result = run_cli()
+    assert result.returncode == 2 and "usage" in result.stderr

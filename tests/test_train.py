@@ -1,0 +1,34 @@
+"""Training code on a tiny subset: the loss falls, the model and its metadata are written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from digit_classifier import data
+from digit_classifier.model import load_classifier
+from digit_classifier.train import augment, train
+
+
+def test_tiny_training_run_learns_and_saves(tmp_path):
+    model, metadata = train(out_dir=tmp_path, epochs=3, train_limit=1024, validation_size=512, verbose=0)
+    losses = metadata["history"]["loss"]
+    assert losses[-1] < losses[0] * 0.8
+    assert metadata["validation_accuracy"] > 0.5
+    written = json.loads((tmp_path / "metadata.json").read_text())
+    assert written["version"] == metadata["version"] and written["epochs"] == 3
+    assert written["train_samples"] == 1024 and written["parameters"] == model.count_params()
+    assert (tmp_path / "versions" / f"{metadata['version']}.keras").is_file()
+    reloaded = load_classifier(tmp_path / "model.keras")
+    x = data.to_model_input(data.load_split("test").images[:8])
+    assert np.allclose(reloaded.probabilities(x), model(x, training=False).numpy(), atol=1e-5)
+
+
+def test_augmentation_keeps_shape_range_and_most_ink():
+    x = data.to_model_input(data.load_split("train").images[:64])
+    out = augment(x).numpy()
+    assert out.shape == x.shape and out.min() >= 0.0 and out.max() <= 1.0
+    assert not np.allclose(out, x)
+    ink_ratio = out.sum((1, 2, 3)) / x.sum((1, 2, 3))
+    assert np.all(ink_ratio > 0.4) and np.all(ink_ratio < 2.5)
