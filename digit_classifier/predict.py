@@ -7,6 +7,8 @@ slower for a single image.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -14,7 +16,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .model import Classifier
-from .preprocess import ImageSource, PreprocessError, preprocess
+from .preprocess import ImageSource, preprocess, preprocess_file
 
 LOW_CONFIDENCE = 0.70  # below this the app says the model is unsure
 
@@ -49,7 +51,19 @@ def predict_image(classifier: Classifier, source: ImageSource) -> Prediction:
     return _prediction(classifier.probabilities(image[None])[0], image)
 
 
-def predict_files(classifier: Classifier, paths: Iterable[str | Path], batch_size: int = 256) -> Iterator[dict]:
+PARALLEL_FROM = 64  # files; below this, starting worker processes costs more than it saves
+
+
+def _preprocessed(paths: list[str], workers: int) -> Iterator[tuple[str, np.ndarray | None, str | None]]:
+    """Preprocess in order; in `workers` processes when there are many files (the model stays in this one)."""
+    if workers <= 1 or len(paths) < PARALLEL_FROM:
+        yield from map(preprocess_file, paths)
+        return
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:  # spawn: never fork a process running TensorFlow
+        yield from pool.imap(preprocess_file, paths, chunksize=16)
+
+
+def predict_files(classifier: Classifier, paths: Iterable[str | Path], batch_size: int = 256, workers: int | None = None) -> Iterator[dict]:
     """Yield one result dict per path, in order: {"path", "label", "confidence", "probabilities"} or {"path", "error"}."""
     pending: list[tuple[str, np.ndarray]] = []
 
@@ -59,14 +73,12 @@ def predict_files(classifier: Classifier, paths: Iterable[str | Path], batch_siz
             yield {"path": path, **_prediction(probs, image).as_dict()}
         pending.clear()
 
-    for path in paths:
-        try:
-            image = preprocess(Path(path))
-        except PreprocessError as error:
+    for path, image, error in _preprocessed([str(p) for p in paths], workers or os.cpu_count() or 1):
+        if error is not None:
             yield from flush() if pending else ()
-            yield {"path": str(path), "error": str(error)}
+            yield {"path": path, "error": error}
             continue
-        pending.append((str(path), image))
+        pending.append((path, image))
         if len(pending) >= batch_size:
             yield from flush()
     if pending:

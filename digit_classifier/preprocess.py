@@ -97,6 +97,17 @@ def preprocess_steps(source: ImageSource) -> Steps:
     return Steps(ink, mask, bbox, crop, box, centre_by_mass(box), ink_source, original_size)
 
 
+def preprocess_file(path: str | os.PathLike) -> tuple[str, np.ndarray | None, str | None]:
+    """(path, image, None) or (path, None, message): for batches, where one bad file must not stop the rest.
+
+    Lives here, not next to the model, so worker processes never import TensorFlow.
+    """
+    try:
+        return str(path), preprocess(Path(path)), None
+    except PreprocessError as error:
+        return str(path), None, str(error)
+
+
 # 1. Open ---------------------------------------------------------------------------------
 
 
@@ -296,7 +307,7 @@ def _background(luminance: np.ndarray, dark_ink: bool) -> np.ndarray:
     on the pixels that lie on the paper's side of the current estimate.
     """
     height, width = luminance.shape
-    step = max(1, max(height, width) // 64)  # lighting varies slowly: fit on a sparse grid
+    step = max(1, -(-max(height, width) // 32))  # lighting varies slowly: fit on a grid of at most 32x32
     sample = luminance[::step, ::step]
     ys = (np.arange(0, height, step, dtype=np.float32) / height - 0.5)[:, None]
     xs = (np.arange(0, width, step, dtype=np.float32) / width - 0.5)[None, :]
@@ -347,7 +358,9 @@ def locate_digit(ink: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]
         near = t < bottom + reach and b > top - reach and l < right + reach and r > left - reach
         if mass >= KEEP_COMPONENT * masses[main] and near:
             kept.append(index + 1)
-    mask = np.isin(labels, kept)
+    keep = np.zeros(count + 1, dtype=bool)
+    keep[kept] = True
+    mask = keep[labels]
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     bbox = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
     if max(bbox[2] - bbox[0], bbox[3] - bbox[1]) < 0.025 * max(ink.shape):
