@@ -9,13 +9,14 @@ one preprocessing path.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
+from PIL import Image
 
 from . import config, data, realinputs
 from .model import Classifier
-from .preprocess import PreprocessError, preprocess
+from .preprocess import PreprocessError, open_image, preprocess
 
 DIGITS = list(range(config.NUM_CLASSES))
 
@@ -75,12 +76,21 @@ def evaluate(classifier: Classifier, images: np.ndarray | None = None, labels: n
     }
 
 
-def preprocess_all(sources: Sequence) -> tuple[np.ndarray, np.ndarray]:
+def plain_resize(source) -> np.ndarray:
+    """The baseline many demos use: greyscale, resize the whole image to 28x28, invert if it is mostly light.
+
+    Only for comparison; the project's path is `preprocess()`.
+    """
+    image = np.asarray(open_image(source).convert("L").resize((28, 28), Image.Resampling.BILINEAR), dtype=np.float32) / 255
+    return 1.0 - image if image.mean() > 0.5 else image
+
+
+def preprocess_all(sources: Sequence, prepare: Callable = preprocess) -> tuple[np.ndarray, np.ndarray]:
     """Preprocess every source; -> (images of the usable ones, boolean mask of usable)."""
     images, usable = [], []
     for source in sources:
         try:
-            images.append(preprocess(source))
+            images.append(prepare(source))
             usable.append(True)
         except PreprocessError:
             usable.append(False)
@@ -88,18 +98,20 @@ def preprocess_all(sources: Sequence) -> tuple[np.ndarray, np.ndarray]:
     return stacked, np.array(usable, dtype=bool)
 
 
-def accuracy_on(classifier: Classifier, sources: Sequence, labels: np.ndarray) -> dict:
+def accuracy_on(classifier: Classifier, sources: Sequence, labels: np.ndarray, prepare: Callable = preprocess) -> dict:
     """Accuracy on raw inputs; an input the preprocessing refuses counts as an error."""
-    images, usable = preprocess_all(sources)
+    images, usable = preprocess_all(sources, prepare)
     predicted = np.full(len(labels), -1)
     predicted[usable] = classifier.probabilities(images).argmax(1)
     return {"accuracy": float(np.mean(predicted == np.asarray(labels))), "n": int(len(labels)), "refused": int((~usable).sum())}
 
 
-def real_input_accuracy(classifier: Classifier, n: int = realinputs.DEFAULT_SIZE, kinds: Sequence[str] = realinputs.KINDS) -> dict:
+def real_input_accuracy(
+    classifier: Classifier, n: int = realinputs.DEFAULT_SIZE, kinds: Sequence[str] = realinputs.KINDS, prepare: Callable = preprocess
+) -> dict:
     """Accuracy on each realistic set (from MNIST test digits) and on optdigits (other writers)."""
-    results = {kind: accuracy_on(classifier, *realinputs.make_set(kind, n)) for kind in kinds}
-    results["optdigits"] = accuracy_on(classifier, *realinputs.optdigits_set())
+    results = {kind: accuracy_on(classifier, *realinputs.make_set(kind, n), prepare=prepare) for kind in kinds}
+    results["optdigits"] = accuracy_on(classifier, *realinputs.optdigits_set(), prepare=prepare)
     return results
 
 

@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from . import config
+from .quiet_tensorflow import keras, tf
 from .atomic import atomic_write_bytes
 
 CONV_WIDTHS = (32, 64)  # filters in each of the two blocks of two 3x3 convolutions

@@ -14,11 +14,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from . import config, data
+from .quiet_tensorflow import keras, tf
 from .model import build_cnn, save_model
 from .preprocess import PREPROCESSING_VERSION
 
