@@ -1,0 +1,173 @@
+"""One prediction on screen: the answer, its confidence, all ten probabilities, what the model saw, and feedback.
+
+Feedback state lives in st.session_state under keys prefixed by the input's own key, and
+changes only in on_click callbacks, so every button works on the first click.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from digit_classifier import feedback, ui_support
+from digit_classifier.predict import LOW_CONFIDENCE, Prediction
+from digit_classifier.preprocess import PREPROCESSING_VERSION, PreprocessError
+
+DIGITS = list(range(10))
+
+
+@dataclass(frozen=True)
+class Sample:
+    """An input the person gave: `key` is unique on the page and prefixes its widget keys."""
+
+    key: str
+    data: bytes  # the original: the canvas drawing as RGBA PNG, or the uploaded file
+    source: str  # "draw" or "upload"
+    filename: str | None = None
+
+
+def show_result(sample: Sample, prediction: Prediction, model_version: str) -> None:
+    """The answer, then the feedback controls (they stay put while the chart below renders), then the details."""
+    prediction_summary(prediction)
+    feedback_controls(sample, prediction, model_version)
+    prediction_details(prediction)
+
+
+def prediction_summary(prediction: Prediction) -> None:
+    st.subheader(f"Prediction: {prediction.label}", anchor=False)
+    st.markdown(f"Confidence: **{prediction.confidence:.1%}**")
+    if not prediction.is_confident:
+        st.warning(
+            f"The model is unsure (confidence below {LOW_CONFIDENCE:.0%}): the digit may be unclear, "
+            "or not look like the handwritten digits it learned from."
+        )
+
+
+def prediction_details(prediction: Prediction) -> None:
+    row = st.container(horizontal=True, vertical_alignment="bottom", gap="medium")
+    row.image(ui_support.enlarge(prediction.image, 5), caption="What the model saw (28×28)", width=140)
+    with row:
+        probability_chart(prediction)
+
+
+def probability_chart(prediction: Prediction) -> None:
+    """A plain Vega-Lite spec: building it through Altair costs tens of milliseconds on every stroke."""
+    probabilities = zip(DIGITS, prediction.probabilities, strict=True)
+    rows = [{"digit": str(digit), "probability": float(p)} for digit, p in probabilities]
+    spec = {
+        "data": {"values": rows},
+        "mark": {"type": "bar"},
+        "height": 170,
+        "encoding": {
+            "x": {"field": "digit", "type": "nominal", "axis": {"labelAngle": 0, "title": "digit"}},
+            "y": {
+                "field": "probability", "type": "quantitative",
+                "scale": {"domain": [0, 1]}, "axis": {"format": "%", "title": None},
+            },
+            "color": {
+                "condition": {"test": f"datum.digit === '{prediction.label}'", "value": "#ff4b4b"},
+                "value": "#a3a8b8",
+            },
+            "tooltip": [{"field": "digit"}, {"field": "probability", "type": "quantitative", "format": ".2%"}],
+        },
+    }
+    st.vega_lite_chart(spec=spec, width="stretch")
+
+
+def feedback_controls(sample: Sample, prediction: Prediction, model_version: str) -> None:
+    key = sample.key
+    verdict = st.session_state.get(f"{key}-verdict")
+    buttons = st.container(horizontal=True, vertical_alignment="center")
+    buttons.markdown("**Is this right?**", width="content")
+    buttons.button(
+        "Correct", key=f"{key}-correct", icon=":material/check:",
+        type="primary" if verdict == "correct" else "secondary", on_click=_set_verdict, args=(key, "correct"),
+    )
+    buttons.button(
+        "Wrong", key=f"{key}-wrong", icon=":material/close:",
+        type="primary" if verdict == "wrong" else "secondary", on_click=_set_verdict, args=(key, "wrong"),
+    )
+    if verdict == "correct":
+        st.success("Thanks! Only wrong predictions are stored, so there is nothing to save.")
+    elif verdict == "wrong":
+        correction_form(sample, prediction, model_version)
+    show_notice(key)
+
+
+def correction_form(sample: Sample, prediction: Prediction, model_version: str) -> None:
+    key = sample.key
+    true_label = st.segmented_control("Which digit is it?", DIGITS, key=f"{key}-true")
+    same = true_label == prediction.label
+    if same:
+        st.info(
+            f"The model also read {prediction.label}. If that is right, press **Correct**; "
+            "otherwise pick the digit you meant."
+        )
+    buttons = st.container(horizontal=True)
+    buttons.button(
+        "Save correction", key=f"{key}-save", icon=":material/save:",
+        disabled=true_label is None or same, on_click=_save, args=(sample, prediction, model_version),
+    )
+    if st.session_state.get(f"{key}-saved") is not None:
+        buttons.button("Undo save", key=f"{key}-undo", icon=":material/undo:", on_click=_undo, args=(key,))
+
+
+def show_notice(key: str) -> None:
+    notice = st.session_state.get(f"{key}-notice")
+    if notice:
+        kind, text = notice
+        getattr(st, kind)(text)
+
+
+def _set_verdict(key: str, verdict: str) -> None:
+    st.session_state[f"{key}-verdict"] = verdict
+    st.session_state[f"{key}-notice"] = None
+
+
+def _save(sample: Sample, prediction: Prediction, model_version: str) -> None:
+    key = sample.key
+    true_label = st.session_state.get(f"{key}-true")
+    if true_label is None:
+        _notice(key, "warning", "Pick the digit it really is first.")
+        return
+    if true_label == prediction.label:
+        _notice(key, "info", f"The model already said {true_label}: nothing to correct, nothing saved.")
+        return
+    try:
+        result = feedback.save_correction(
+            sample.data,
+            true_label,
+            predicted_label=prediction.label,
+            confidence=prediction.confidence,
+            probabilities=prediction.probabilities,
+            source=sample.source,
+            original_filename=sample.filename,
+            model_version=model_version,
+            preprocessing_version=PREPROCESSING_VERSION,
+        )
+    except (OSError, ValueError, PreprocessError) as error:
+        _notice(key, "error", f"Could not save the correction: {error}")
+        return
+    if result.created:
+        st.session_state[f"{key}-saved"] = result
+        _notice(key, "success", f"Saved as a {true_label} in `wrong_predictions/{result.item.id}`.")
+    else:
+        _notice(key, "info", f"Already saved: this image is already in `wrong_predictions/{true_label}/`.")
+
+
+def _undo(key: str) -> None:
+    result = st.session_state.get(f"{key}-saved")
+    if result is None:
+        return
+    try:
+        feedback.undo_save(result)
+    except OSError as error:
+        _notice(key, "error", f"Could not undo the save: {error}")
+        return
+    st.session_state[f"{key}-saved"] = None
+    _notice(key, "info", f"Undone: `wrong_predictions/{result.item.id}` was removed.")
+
+
+def _notice(key: str, kind: str, text: str) -> None:
+    st.session_state[f"{key}-notice"] = (kind, text)

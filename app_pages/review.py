@@ -1,0 +1,116 @@
+"""Review page: the corrections in wrong_predictions/, with counts, thumbnails, relabel, delete and download."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app_pages import common
+from digit_classifier import config, feedback
+from digit_classifier.feedback import FeedbackItem
+
+COLUMNS = 5
+PAGE_SIZE = 30
+ALL = "All"
+
+
+def main() -> None:
+    st.title("Review corrections")
+    st.caption(
+        f"Stored in `{config.feedback_dir()}`, one folder per true digit. "
+        "Images dropped into a digit's folder by hand are listed too."
+    )
+    show_notice()
+    items = feedback.list_items()
+    label_counts(feedback.counts(), len(items))
+    if not items:
+        st.info("No corrections yet. Mark a prediction as **Wrong** on the Classify page to collect one.")
+        return
+    shown = filter_bar(items)
+    gallery(current_page(shown))
+
+
+def show_notice() -> None:
+    notice = st.session_state.pop("review_notice", None)
+    if notice:
+        kind, text = notice
+        getattr(st, kind)(text)
+
+
+def label_counts(counts: dict[int, int], total: int) -> None:
+    st.subheader(f"{total} image{'s' if total != 1 else ''}", anchor=False)
+    for column, (digit, count) in zip(st.columns(len(counts)), counts.items(), strict=True):
+        column.metric(f"Digit {digit}", count)
+
+
+def filter_bar(items: list[FeedbackItem]) -> list[FeedbackItem]:
+    choice, download = st.columns([3, 1], vertical_alignment="bottom")
+    with choice:
+        label = st.segmented_control("Show", [ALL, *range(10)], default=ALL, key="review_filter")
+    with download:
+        st.download_button(
+            "Download all (zip)", data=feedback.export_zip, file_name="wrong_predictions.zip",
+            mime="application/zip", icon=":material/download:", on_click="ignore", width="stretch",
+        )
+    return items if label in (ALL, None) else [item for item in items if item.label == label]
+
+
+def current_page(items: list[FeedbackItem]) -> list[FeedbackItem]:
+    pages = max(1, -(-len(items) // PAGE_SIZE))
+    if pages == 1:
+        return items
+    page = st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, key="review_page")
+    return items[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+
+
+def gallery(items: list[FeedbackItem]) -> None:
+    if not items:
+        st.info("No images with this label.")
+    for start in range(0, len(items), COLUMNS):
+        for column, item in zip(st.columns(COLUMNS), items[start : start + COLUMNS], strict=False):
+            with column.container(border=True):
+                item_card(item)
+
+
+def item_card(item: FeedbackItem) -> None:
+    image = common.thumbnail(item.path.read_bytes()) if item.path.is_file() else None
+    if image is None:
+        st.warning(f"`{item.path.name}` cannot be displayed.")
+    else:
+        st.image(image, width=120)
+    st.caption(describe(item))
+    st.selectbox(
+        "True digit", range(10), index=item.label, key=f"relabel-{item.id}", on_change=_relabel, args=(item,),
+    )
+    st.button("Delete", key=f"delete-{item.id}", icon=":material/delete:", on_click=_delete, args=(item,))
+
+
+def describe(item: FeedbackItem) -> str:
+    predicted = item.metadata.get("predicted_label")
+    guess = f"model said {predicted}" if predicted is not None else "added by hand"
+    return f"true {item.label} · {guess} · {item.saved_at:%Y-%m-%d %H:%M} UTC"
+
+
+def _relabel(item: FeedbackItem) -> None:
+    new_label = st.session_state[f"relabel-{item.id}"]
+    try:
+        moved = feedback.relabel(item, new_label)
+    except (OSError, ValueError) as error:
+        _notice("error", f"Could not move `{item.id}`: {error}")
+        return
+    _notice("success", f"Moved `{item.id}` to `{moved.id}`.")
+
+
+def _delete(item: FeedbackItem) -> None:
+    try:
+        feedback.delete_item(item)
+    except OSError as error:
+        _notice("error", f"Could not delete `{item.id}`: {error}")
+        return
+    _notice("success", f"Deleted `{item.id}`.")
+
+
+def _notice(kind: str, text: str) -> None:
+    st.session_state["review_notice"] = (kind, text)
+
+
+main()

@@ -1,0 +1,221 @@
+"""The Streamlit app through AppTest: pages render, uploads are predicted, feedback is stored and undone,
+the review page lists, moves and deletes. (AppTest cannot draw: the canvas is covered by the browser tests.)"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from app_harness import APP, digit_png
+from app_pages import common
+from digit_classifier import config, feedback, predict
+from digit_classifier.preprocess import PREPROCESSING_VERSION, PreprocessError, preprocess
+
+RUN_TIMEOUT = 120  # the first run imports TensorFlow and loads the model
+REVIEW_PAGE = "app_pages/review.py"
+
+
+def start_app() -> AppTest:
+    app = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def upload(app: AppTest, *files: tuple[str, bytes]) -> AppTest:
+    app.file_uploader(key="uploads").set_value([(name, data, "application/octet-stream") for name, data in files])
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def click(app: AppTest, label: str, index: int = 0) -> AppTest:
+    [button for button in app.button if button.label == label][index].click()
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def texts(elements) -> list[str]:
+    return [element.value for element in elements]
+
+
+def predictions(app: AppTest) -> list[str]:
+    return [text for text in texts(app.subheader) if text.startswith("Prediction")]
+
+
+def stored(root: Path) -> list[str]:
+    return sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file())
+
+
+@pytest.fixture
+def app(trained_model, feedback_root) -> AppTest:
+    return start_app()
+
+
+def test_classify_page_renders_both_input_modes_and_the_model_version(app):
+    assert [tab.label for tab in app.tabs] == ["Draw", "Upload"]
+    assert any(text.startswith("Draw a digit") for text in texts(app.info))
+    assert predictions(app) == []
+    version = json.loads(config.metadata_path().read_text())["version"]
+    assert f"**Model** `{version}`" in texts(app.sidebar.markdown)
+    assert [slider.label for slider in app.slider] == ["Stroke width"]
+    assert {"Undo stroke", "Clear"} <= {button.label for button in app.button}
+
+
+def test_upload_shows_prediction_confidence_chart_and_model_input(app, feedback_root):
+    upload(app, ("seven.png", digit_png(7)))
+    assert predictions(app) == ["Prediction: 7"]
+    assert any(re.fullmatch(r"Confidence: \*\*\d+\.\d%\*\*", text) for text in texts(app.markdown))
+    assert len(app.get("vega_lite_chart")) == 1
+    assert "What the model saw (28×28)" in [caption for image in app.image for caption in image.captions]
+    assert texts(app.warning) == []
+    assert stored(feedback_root) == []
+
+
+def test_low_confidence_is_said(app, monkeypatch):
+    monkeypatch.setattr(predict, "LOW_CONFIDENCE", 1.01)  # every answer now counts as unsure
+    upload(app, ("seven.png", digit_png(7)))
+    assert predictions(app) == ["Prediction: 7"]
+    assert any(text.startswith("The model is unsure") for text in texts(app.warning))
+
+
+def test_every_bad_file_gets_its_own_clear_message_and_nothing_is_written(app, feedback_root):
+    bomb = io.BytesIO()
+    Image.new("1", (9000, 9000)).save(bomb, format="PNG")
+    blank = io.BytesIO()
+    Image.new("RGB", (120, 120), "white").save(blank, format="PNG")
+    bad = {
+        "notes.txt": b"this is not an image",
+        "truncated.png": digit_png(4)[:80],
+        "bomb.png": bomb.getvalue(),
+        "blank.png": blank.getvalue(),
+    }
+    upload(app, *bad.items())
+    errors = texts(app.error)
+    assert len(errors) == len(bad)
+    for (name, data), message in zip(bad.items(), errors, strict=True):
+        with pytest.raises(PreprocessError) as expected:
+            preprocess(io.BytesIO(data))
+        assert message == f"**{common.escape_markdown(name)}**: {expected.value}"
+    assert predictions(app) == []
+    assert stored(feedback_root) == []
+
+
+def test_wrong_prediction_is_saved_once_with_its_metadata_and_undo_removes_it(app, feedback_root):
+    name = "../../photos/my seven (1).png"
+    upload(app, (name, digit_png(7)))
+    assert predictions(app) == ["Prediction: 7"]
+    click(app, "Wrong")
+    app.segmented_control[0].set_value(1).run()
+    click(app, "Save correction")
+
+    files = stored(feedback_root)
+    assert len(files) == 2 and all(file.startswith("1/") for file in files)
+    metadata = json.loads((feedback_root / [f for f in files if f.endswith(".json")][0]).read_text())
+    confidence_text = next(text for text in texts(app.markdown) if text.startswith("Confidence"))
+    shown_confidence = float(re.search(r"\d+\.\d", confidence_text)[0])
+    assert metadata["true_label"] == 1
+    assert metadata["predicted_label"] == 7
+    assert abs(metadata["confidence"] * 100 - shown_confidence) <= 0.05
+    assert metadata["confidence"] == max(metadata["probabilities"]) and len(metadata["probabilities"]) == 10
+    assert metadata["source"] == "upload"
+    assert metadata["original_filename"] == "my_seven__1_.png"
+    assert metadata["model_version"] == json.loads(config.metadata_path().read_text())["version"]
+    assert metadata["preprocessing_version"] == PREPROCESSING_VERSION
+    assert any(text.startswith("Saved as a 1") for text in texts(app.success))
+
+    click(app, "Undo save")
+    assert stored(feedback_root) == []
+    assert any(text.startswith("Undone") for text in texts(app.info))
+    assert "Undo save" not in [button.label for button in app.button]
+
+
+def test_the_same_image_twice_is_stored_once(app, feedback_root):
+    upload(app, ("a.png", digit_png(7)), ("b.png", digit_png(7)))
+    assert predictions(app) == ["Prediction: 7", "Prediction: 7"]
+    for index in (0, 1):
+        click(app, "Wrong", index)
+        app.segmented_control[index].set_value(2).run()
+        click(app, "Save correction", index)
+    assert len(stored(feedback_root)) == 2
+    assert any(text.startswith("Already saved") for text in texts(app.info))
+
+
+def test_wrong_with_the_predicted_digit_is_explained_not_saved(app, feedback_root):
+    upload(app, ("seven.png", digit_png(7)))
+    click(app, "Wrong")
+    app.segmented_control[0].set_value(7).run()
+    assert any(text.startswith("The model also read 7") for text in texts(app.info))
+    assert [button.disabled for button in app.button if button.label == "Save correction"] == [True]
+    assert stored(feedback_root) == []
+
+
+def test_correct_is_acknowledged_and_stores_nothing(app, feedback_root):
+    upload(app, ("seven.png", digit_png(7)))
+    click(app, "Correct")
+    assert any(text.startswith("Thanks!") for text in texts(app.success))
+    assert stored(feedback_root) == []
+
+
+def test_review_page_counts_lists_moves_and_deletes(trained_model, feedback_root):
+    saved = feedback.save_correction(
+        digit_png(7), 1, predicted_label=7, confidence=0.9, probabilities=[0.01] * 9 + [0.91],
+        source="upload", original_filename="seven.png", model_version="test",
+    ).item
+    (feedback_root / "4").mkdir()
+    (feedback_root / "4" / "dropped by hand.png").write_bytes(digit_png(4))
+    app = start_app()
+    app.switch_page(REVIEW_PAGE).run()
+    assert not app.exception, app.exception
+
+    counts = {metric.label: metric.value for metric in app.metric}
+    assert counts == {f"Digit {d}": "1" if d in (1, 4) else "0" for d in range(10)}
+    captions = texts(app.caption)
+    assert any(text.startswith("true 1 · model said 7 · ") and text.endswith(" UTC") for text in captions)
+    assert any(text.startswith("true 4 · added by hand · ") for text in captions)
+    assert [button.label for button in app.download_button] == ["Download all (zip)"]
+
+    app.selectbox(key=f"relabel-{saved.id}").set_value(3).run()
+    moved = feedback_root / "3" / saved.path.name
+    assert moved.is_file() and not saved.path.exists()
+    assert json.loads(moved.with_suffix(".json").read_text())["true_label"] == 3
+    assert any(text.startswith("Moved") for text in texts(app.success))
+
+    app.button(key="delete-4/dropped by hand.png").click().run()
+    assert stored(feedback_root) == sorted([f"3/{saved.path.name}", f"3/{saved.path.with_suffix('.json').name}"])
+    assert {metric.label: metric.value for metric in app.metric}["Digit 3"] == "1"
+
+
+def test_a_replaced_model_is_used_without_restart(trained_model, feedback_root, tmp_path, monkeypatch):
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    shutil.copy2(trained_model, model_dir / "model.keras")
+    metadata = json.loads(config.metadata_path().read_text())
+    (model_dir / "metadata.json").write_text(json.dumps(metadata))
+    monkeypatch.setenv("DIGIT_MODEL_DIR", str(model_dir))
+    app = start_app()
+    assert f"**Model** `{metadata['version']}`" in texts(app.sidebar.markdown)
+
+    (model_dir / "metadata.json").write_text(json.dumps({**metadata, "version": "replaced-for-test"}))
+    stamp = (model_dir / "model.keras").stat().st_mtime_ns + 1_000_000_000
+    os.utime(model_dir / "model.keras", ns=(stamp, stamp))
+    app.run()
+    assert "**Model** `replaced-for-test`" in texts(app.sidebar.markdown)
+
+
+def test_without_a_model_the_app_explains_and_review_still_works(feedback_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGIT_MODEL_DIR", str(tmp_path / "no-model"))
+    app = start_app()
+    assert any("No trained model" in text for text in texts(app.error))
+    app.switch_page(REVIEW_PAGE).run()
+    assert not app.exception
+    assert any(text.startswith("No corrections yet") for text in texts(app.info))
