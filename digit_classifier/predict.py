@@ -7,8 +7,6 @@ slower for a single image.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -16,7 +14,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .model import Classifier
-from .preprocess import ImageSource, preprocess, preprocess_file
+from .preprocess import ImageSource, preprocess, preprocess_files
 
 LOW_CONFIDENCE = 0.70  # below this the app says the model is unsure
 
@@ -51,18 +49,6 @@ def predict_image(classifier: Classifier, source: ImageSource) -> Prediction:
     return _prediction(classifier.probabilities(image[None])[0], image)
 
 
-PARALLEL_FROM = 64  # files; below this, starting worker processes costs more than it saves
-
-
-def _preprocessed(paths: list[str], workers: int) -> Iterator[tuple[str, np.ndarray | None, str | None]]:
-    """Preprocess in order; in `workers` processes when there are many files (the model stays in this one)."""
-    if workers <= 1 or len(paths) < PARALLEL_FROM:
-        yield from map(preprocess_file, paths)
-        return
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:  # spawn: never fork a process running TensorFlow
-        yield from pool.imap(preprocess_file, paths, chunksize=16)
-
-
 def predict_files(classifier: Classifier, paths: Iterable[str | Path], batch_size: int = 256, workers: int | None = None) -> Iterator[dict]:
     """Yield one result dict per path, in order: {"path", "label", "confidence", "probabilities"} or {"path", "error"}."""
     pending: list[tuple[str, np.ndarray]] = []
@@ -73,7 +59,7 @@ def predict_files(classifier: Classifier, paths: Iterable[str | Path], batch_siz
             yield {"path": path, **_prediction(probs, image).as_dict()}
         pending.clear()
 
-    for path, image, error in _preprocessed([str(p) for p in paths], workers or os.cpu_count() or 1):
+    for path, image, error in preprocess_files(paths, workers):
         if error is not None:
             yield from flush() if pending else ()
             yield {"path": path, "error": error}

@@ -24,7 +24,8 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable, Iterator, Union
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -100,12 +101,29 @@ def preprocess_steps(source: ImageSource) -> Steps:
 def preprocess_file(path: str | os.PathLike) -> tuple[str, np.ndarray | None, str | None]:
     """(path, image, None) or (path, None, message): for batches, where one bad file must not stop the rest.
 
-    Lives here, not next to the model, so worker processes never import TensorFlow.
     """
     try:
         return str(path), preprocess(Path(path)), None
     except PreprocessError as error:
         return str(path), None, str(error)
+
+
+PARALLEL_FROM = 64  # files; below this, a thread pool costs more than it saves
+
+
+def preprocess_files(paths: Iterable[str | os.PathLike], workers: int | None = None) -> Iterator[tuple[str, np.ndarray | None, str | None]]:
+    """`preprocess_file` on each path, in order; in threads when there are many.
+
+    Decoding and the numpy/scipy filters release the GIL, so two threads keep
+    two cores busy, without the start-up cost and pitfalls of processes.
+    """
+    paths = list(paths)
+    workers = workers or os.cpu_count() or 1
+    if workers < 2 or len(paths) < PARALLEL_FROM:
+        yield from map(preprocess_file, paths)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        yield from pool.map(preprocess_file, paths)
 
 
 # 1. Open ---------------------------------------------------------------------------------

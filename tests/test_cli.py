@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digit_classifier import config, data
+from digit_classifier import config
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
