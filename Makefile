@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: app test train evaluate finetune notebooks bench clean-venv
+.PHONY: app test train evaluate finetune finetune-demo models rollback notebooks bench clean-venv
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,21 @@ train: $(STAMP)  ## retrain the model from scratch into model/ (about 15 minutes
 
 evaluate: $(STAMP)
 	$(PY) -m digit_classifier evaluate --real
+
+notebooks: $(STAMP)  ## re-execute notebooks/ in place, in full (02 retrains into a temporary folder: about 30 minutes in all)
+	$(PY) notebooks/run_notebooks.py
+
+finetune: $(STAMP)  ## fine-tune on wrong_predictions/, promote only if MNIST holds and the hold-out does not drop (ARGS="--dry-run")
+	$(PY) -m digit_classifier finetune $(ARGS)
+
+finetune-demo: $(STAMP)  ## the whole loop on optdigits in temporary folders; model/ and wrong_predictions/ stay untouched
+	$(PY) -m digit_classifier finetune-demo $(ARGS)
+
+models: $(STAMP)  ## list the model versions, * marks the current one
+	$(PY) -m digit_classifier models
+
+rollback: $(STAMP)  ## make the version the current model replaced current again (ARGS="--to VERSION")
+	$(PY) -m digit_classifier rollback $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

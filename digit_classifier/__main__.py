@@ -1,10 +1,17 @@
-"""Command line: python -m digit_classifier train | evaluate | predict
+"""Command line: python -m digit_classifier train | evaluate | predict | finetune | models | rollback | finetune-demo
 
     python -m digit_classifier train [--epochs N] [--out DIR]
     python -m digit_classifier evaluate [--model PATH] [--json] [--real] [--confusion-png FILE]
     python -m digit_classifier predict IMAGE_OR_FOLDER... [--model PATH]
+    python -m digit_classifier finetune [--feedback-dir DIR] [--epochs N] [--dry-run] [--json]
+                                        [--max-mnist-drop PP] [--min-holdout-gain PP]
+    python -m digit_classifier models [--json]
+    python -m digit_classifier rollback [--to VERSION]
+    python -m digit_classifier finetune-demo [--json] [--work-dir DIR]
 
-`predict` prints one JSON object per line; `evaluate --json` prints one JSON object.
+`predict` prints one JSON object per line; `evaluate --json`, `finetune --json`
+and `finetune-demo --json` print one JSON object. `finetune`, `models` and
+`rollback` also take --model-dir (default: model/, or DIGIT_MODEL_DIR).
 """
 
 from __future__ import annotations
@@ -34,6 +41,31 @@ def _parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="classify image files; one JSON line per image")
     predict.add_argument("images", nargs="+", type=Path, help="image files, or folders of images")
     predict.add_argument("--model", type=Path, default=None, help="model file (default: model/model.keras)")
+
+    finetune = commands.add_parser("finetune", help="fine-tune on wrong_predictions/, compare before/after, promote if better")
+    finetune.add_argument("--feedback-dir", type=Path, default=None, help="the corrections (default: wrong_predictions/)")
+    finetune.add_argument("--model-dir", type=Path, default=None, help="model folder (default: model/)")
+    finetune.add_argument("--epochs", type=int, default=None, help="epochs (default: the value in finetune.py)")
+    finetune.add_argument("--steps-per-epoch", type=int, default=None, help="batches per epoch (default: from the number of samples)")
+    finetune.add_argument("--max-mnist-drop", type=float, default=None, metavar="PP",
+                          help="promote only if MNIST test accuracy falls by at most this many percentage points (default 0.2)")
+    finetune.add_argument("--min-holdout-gain", type=float, default=None, metavar="PP",
+                          help="promote only if feedback hold-out accuracy rises by at least this many points (default 0: no drop)")
+    finetune.add_argument("--dry-run", action="store_true", help="train and evaluate, but save and promote nothing")
+    finetune.add_argument("--json", action="store_true", help="print one JSON object")
+
+    models = commands.add_parser("models", help="list the saved model versions; * marks the current one")
+    models.add_argument("--model-dir", type=Path, default=None, help="model folder (default: model/)")
+    models.add_argument("--json", action="store_true", help="print one JSON list")
+
+    rollback = commands.add_parser("rollback", help="make the version the current model replaced current again")
+    rollback.add_argument("--model-dir", type=Path, default=None, help="model folder (default: model/)")
+    rollback.add_argument("--to", default=None, metavar="VERSION", help="make this saved version current instead")
+
+    demo = commands.add_parser("finetune-demo", help="the fine-tuning loop on optdigits (other writers), in temporary folders")
+    demo.add_argument("--work-dir", type=Path, default=None, help="keep the demo's model and feedback folders here (must not exist yet)")
+    demo.add_argument("--epochs", type=int, default=None, help="epochs (default: the value in finetune.py)")
+    demo.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 
@@ -91,9 +123,67 @@ def run_predict(args) -> int:
     return 1 if failed else 0
 
 
+def _without_defaults(**options) -> dict:
+    return {key: value for key, value in options.items() if value is not None}
+
+
+def run_finetune(args) -> int:
+    from .finetune import FinetuneError, finetune, report_lines
+
+    options = _without_defaults(
+        epochs=args.epochs, steps=args.steps_per_epoch, max_mnist_drop=args.max_mnist_drop, min_holdout_gain=args.min_holdout_gain
+    )
+    try:
+        result = finetune(args.feedback_dir, args.model_dir, dry_run=args.dry_run, verbose=0 if args.json else 2, **options)
+    except FinetuneError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for warning in result["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(json.dumps(result) if args.json else "\n".join(report_lines(result)))
+    return 0
+
+
+def run_models(args) -> int:
+    from .finetune import list_versions, version_lines
+
+    versions = list_versions(args.model_dir)
+    if not versions:
+        raise FileNotFoundError(f"No model versions in {args.model_dir or 'model/'}. Train one with `python -m digit_classifier train`.")
+    print(json.dumps(versions) if args.json else "\n".join(version_lines(versions)))
+    return 0
+
+
+def run_rollback(args) -> int:
+    from .finetune import FinetuneError, rollback
+
+    try:
+        change = rollback(args.model_dir, to=args.to)
+    except FinetuneError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"The current model is now {change['to']} (was {change['from']}).")
+    return 0
+
+
+def run_finetune_demo(args) -> int:
+    from .finetune import FinetuneError, demo_lines, simulate
+
+    try:
+        summary = simulate(args.work_dir, **_without_defaults(epochs=args.epochs), verbose=0 if args.json else 2)
+    except FinetuneError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary) if args.json else "\n".join(demo_lines(summary)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"train": run_train, "evaluate": run_evaluate, "predict": run_predict}
+    handlers = {
+        "train": run_train, "evaluate": run_evaluate, "predict": run_predict,
+        "finetune": run_finetune, "models": run_models, "rollback": run_rollback, "finetune-demo": run_finetune_demo,
+    }
     try:
         return handlers[args.command](args)
     except FileNotFoundError as error:

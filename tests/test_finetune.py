@@ -1,0 +1,253 @@
+"""The fine-tuning loop: retrieve, split, train from the base, evaluate, version, promote, roll back.
+
+Everything runs on copies: the committed model is copied into a temporary
+folder and the feedback store is built there, so nothing in the repository
+changes. Training uses a few steps only; the real settings are measured by
+benchmarks/bench_finetune.py and `make finetune-demo`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digit_classifier import config, feedback, finetune
+
+FAST = {"epochs": 1, "steps": 5}  # a few training steps: enough to exercise the loop, not to learn
+
+
+def png_of(digit: np.ndarray, scale: int = 3) -> bytes:
+    """An MNIST digit as a person's upload: black on white, enlarged."""
+    image = Image.fromarray(255 - digit).resize((28 * scale, 28 * scale), Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def first_of_each_label(mnist_test, per_label: int) -> list[tuple[int, np.ndarray]]:
+    chosen = []
+    for label in range(10):
+        indices = np.flatnonzero(mnist_test.labels == label)[:per_label]
+        chosen.extend((label, mnist_test.images[i]) for i in indices)
+    return chosen
+
+
+def build_store(root: Path, mnist_test, per_label: int = 6) -> None:
+    """Half saved by the app's API (with metadata), half dropped in by hand (no metadata)."""
+    for n, (label, digit) in enumerate(first_of_each_label(mnist_test, per_label)):
+        if n % 2:
+            (root / str(label)).mkdir(parents=True, exist_ok=True)
+            (root / str(label) / f"by_hand_{n}.png").write_bytes(png_of(digit))
+        else:
+            probabilities = np.full(10, 0.02)
+            probabilities[(label + 1) % 10] = 0.82
+            feedback.save_correction(
+                png_of(digit), label, predicted_label=(label + 1) % 10, confidence=0.82,
+                probabilities=probabilities, source="upload", root=root,
+            )
+
+
+def file_hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def model_dir(trained_model: Path, tmp_path: Path) -> Path:
+    """A copy of the committed model folder (current model, metadata, versions/)."""
+    copy = tmp_path / "model"
+    shutil.copytree(trained_model.parent, copy)
+    return copy
+
+
+@pytest.fixture
+def store(feedback_root: Path, mnist_test) -> Path:
+    build_store(feedback_root, mnist_test)
+    return feedback_root
+
+
+def run_cli(*args: str, model_dir: Path, feedback_dir: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DIGIT_MODEL_DIR": str(model_dir), "DIGIT_FEEDBACK_DIR": str(feedback_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "digit_classifier", *args],
+        cwd=config.REPO_ROOT, capture_output=True, text=True, timeout=300, env=env,
+    )
+
+
+# Retrieve and split (no training) ---------------------------------------------------------
+
+
+def test_labels_come_from_the_folders(feedback_root, mnist_test):
+    three = mnist_test.images[np.flatnonzero(mnist_test.labels == 3)[0]]
+    saved = feedback.save_correction(png_of(three), 3, predicted_label=8, confidence=0.9, probabilities=[0.1] * 10, source="draw", root=feedback_root)
+    moved = feedback_root / "5" / saved.item.path.name
+    moved.parent.mkdir()
+    saved.item.path.replace(moved)
+    saved.item.path.with_suffix(".json").replace(moved.with_suffix(".json"))  # its metadata still says 3
+    (feedback_root / "7").mkdir()
+    Image.open(io.BytesIO(png_of(mnist_test.images[0]))).convert("RGB").save(feedback_root / "7" / "photo.JPG")
+
+    collected = finetune.load_feedback(feedback_root)
+
+    assert sorted((s.name, s.label, s.source) for s in collected.samples) == [
+        (f"5/{moved.name}", 5, "draw"),
+        ("7/photo.JPG", 7, "by hand"),
+    ]
+    assert all(s.image.shape == (28, 28) for s in collected.samples)
+
+
+def test_unusable_files_are_skipped_and_listed(store):
+    (store / "3" / "notes.png").write_text("not an image")
+    good = next((store / "4").glob("*.png")).read_bytes()
+    (store / "4" / "cut.png").write_bytes(good[: len(good) // 2])
+    Image.new("L", (60, 60), 255).save(store / "2" / "blank.png")
+    (store / "1" / ".partial.png.tmp").write_bytes(b"half written")
+    (store / "1" / "readme.txt").write_text("ignored: not an image file")
+
+    collected = finetune.load_feedback(store)
+
+    assert sorted(entry["file"] for entry in collected.skipped) == ["2/blank.png", "3/notes.png", "4/cut.png"]
+    assert len(collected.samples) == 60
+    warning = " ".join(collected.warnings())
+    assert "3/notes.png" in warning and "4/cut.png" in warning and "2/blank.png" in warning
+
+
+def test_duplicates_count_once_and_conflicting_labels_are_left_out(feedback_root, mnist_test):
+    one, other = png_of(mnist_test.images[2]), png_of(mnist_test.images[3])
+    for name in ("a.png", "b.png"):
+        (feedback_root / "1").mkdir(exist_ok=True)
+        (feedback_root / "1" / name).write_bytes(one)
+    for label in ("4", "9"):
+        (feedback_root / label).mkdir(exist_ok=True)
+        (feedback_root / label / "same.png").write_bytes(other)
+
+    collected = finetune.load_feedback(feedback_root)
+
+    assert [s.name for s in collected.samples] == ["1/a.png"] and collected.duplicates == 1
+    assert collected.conflicts == [{"files": ["4/same.png", "9/same.png"], "labels": [4, 9]}]
+
+
+def test_holdout_is_stable_as_the_store_grows():
+    def sample(i: int, label: int) -> finetune.Sample:
+        return finetune.Sample(label, hashlib.sha256(str(i).encode()).hexdigest(), f"{label}/{i}", "draw", np.zeros((28, 28), np.float32))
+
+    small = [sample(i, i % 10) for i in range(200)]
+    grown = small + [sample(i, i % 10) for i in range(200, 600)]
+    train_small, held_small = finetune.split_holdout(small)
+    train_grown, held_grown = finetune.split_holdout(grown)
+
+    assert {s.sha256 for s in held_small} <= {s.sha256 for s in held_grown}
+    assert not {s.sha256 for s in train_grown} & {s.sha256 for s in held_grown}
+    assert 0.1 < len(held_grown) / len(grown) < 0.3
+    assert all(any(s.label == label for s in held_grown) for label in range(10))
+
+
+def test_too_few_samples_are_all_used_for_training_and_the_report_says_so():
+    few = [finetune.Sample(i % 10, f"{i:064x}", f"{i % 10}/{i}", "draw", np.zeros((28, 28), np.float32)) for i in range(12)]
+    train_part, held = finetune.split_holdout(few)
+    assert len(train_part) == 12 and held == []
+    summary = finetune.summarize_feedback(finetune.Feedback(few), train_part, held)
+    assert "too few" in summary["holdout_note"]
+
+
+def test_replay_balances_the_labels_of_each_batch():
+    skewed = np.array([8] * 30 + [9] * 10)
+    shares = finetune.replay_label_shares(skewed)
+    per_batch = finetune.FEEDBACK_PER_BATCH * np.bincount(skewed, minlength=10) / len(skewed)
+    per_batch += (finetune.BATCH_SIZE - finetune.FEEDBACK_PER_BATCH) * shares
+    assert shares.sum() == pytest.approx(1.0)
+    assert np.allclose(per_batch, finetune.BATCH_SIZE / 10)
+
+
+# The whole loop ----------------------------------------------------------------------------
+
+
+def test_empty_store_says_so_and_creates_no_version(model_dir, feedback_root):
+    versions_before = sorted(p.name for p in (model_dir / "versions").iterdir())
+    result = run_cli("finetune", model_dir=model_dir, feedback_dir=feedback_root)
+    assert result.returncode == 0, result.stderr
+    assert "No usable feedback" in result.stdout and "nothing to fine-tune" in result.stdout
+    assert sorted(p.name for p in (model_dir / "versions").iterdir()) == versions_before
+
+
+def test_promotion_is_refused_when_mnist_accuracy_drops(model_dir, store):
+    current = file_hashes(model_dir)
+    store_before = file_hashes(store)
+
+    result = finetune.finetune(store, model_dir, max_mnist_drop=-1.0, **FAST)  # demands a 1 pp MNIST gain
+
+    assert result["promoted"] is False and "MNIST test" in result["reason"]
+    assert "Kept" in result["message"]
+    assert file_hashes(store) == store_before
+    version_file = model_dir / "versions" / f"{result['version']}.keras"
+    assert {k: v for k, v in file_hashes(model_dir).items() if result["version"] not in k} == current
+    metadata = json.loads(version_file.with_suffix(".json").read_text())
+    base = json.loads((model_dir / "metadata.json").read_text())
+    assert metadata["kind"] == "finetuned" and metadata["parent"] == base["version"]
+    assert metadata["feedback"]["count"] == 60 and metadata["feedback"]["sha256"] == finetune.load_feedback(store).sha256
+    assert metadata["data_sha256"] == base["data_sha256"] and metadata["promoted"] is False
+    assert metadata["metrics"]["after"]["mnist_test_accuracy"] == metadata["test_accuracy"]
+    for key in ("created", "preprocessing_version", "parameters"):
+        assert metadata[key], key
+
+
+def test_promotion_then_rollback_restores_the_previous_version(model_dir, store):
+    from digit_classifier.model import load_classifier
+
+    base_meta = json.loads((model_dir / "metadata.json").read_text())
+    base_bytes = (model_dir / "model.keras").read_bytes()
+    store_before = file_hashes(store)
+
+    result = finetune.finetune(store, model_dir, max_mnist_drop=100.0, min_holdout_gain=-100.0, **FAST)
+
+    assert result["promoted"] is True and file_hashes(store) == store_before
+    version_file = model_dir / "versions" / f"{result['version']}.keras"
+    assert (model_dir / "model.keras").read_bytes() == version_file.read_bytes()
+    current = json.loads((model_dir / "metadata.json").read_text())
+    assert current["version"] == result["version"] and current["previous_versions"] == [base_meta["version"]]
+    assert finetune.find_base(model_dir)[1]["version"] == base_meta["version"]
+    tuned, base = load_classifier(version_file).model, load_classifier(model_dir / "versions" / f"{base_meta['version']}.keras").model
+    for layer in base.layers:
+        same = all(np.array_equal(a, b) for a, b in zip(layer.get_weights(), tuned.get_layer(layer.name).get_weights()))
+        assert same == (layer.__class__.__name__ == "BatchNormalization" or not layer.get_weights()), layer.name
+
+    assert finetune.rollback(model_dir) == {"from": result["version"], "to": base_meta["version"]}
+
+    assert (model_dir / "model.keras").read_bytes() == base_bytes
+    restored = json.loads((model_dir / "metadata.json").read_text())
+    assert restored["version"] == base_meta["version"] and restored["previous_versions"] == []
+    with pytest.raises(finetune.FinetuneError, match="Nothing to roll back"):
+        finetune.rollback(model_dir)
+    listing = run_cli("models", "--json", model_dir=model_dir, feedback_dir=store)
+    versions = json.loads(listing.stdout)
+    assert [v["version"] for v in versions if v["current"]] == [base_meta["version"]]
+    assert {v["version"] for v in versions} == {base_meta["version"], result["version"]}
+
+
+def test_cli_json_reports_before_and_after_and_warns_about_skipped_files(model_dir, store):
+    (store / "6" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    store_before, model_before = file_hashes(store), file_hashes(model_dir)
+
+    result = run_cli("finetune", "--json", "--dry-run", "--epochs", "1", "--steps-per-epoch", "5", model_dir=model_dir, feedback_dir=store)
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    for side in ("before", "after"):
+        assert {
+            "mnist_test_accuracy", "feedback_holdout_accuracy", "feedback_train_accuracy",
+            "mnist_test_samples", "feedback_holdout_samples", "feedback_train_samples",
+        } <= set(report[side])
+        assert report[side]["mnist_test_samples"] == 10_000
+        assert report[side]["feedback_holdout_samples"] + report[side]["feedback_train_samples"] == 60
+    assert report["promoted"] is False and report["version"] is None
+    assert "warning:" in result.stderr and "6/broken.png" in result.stderr
+    assert file_hashes(store) == store_before and file_hashes(model_dir) == model_before
