@@ -7,8 +7,7 @@ import hashlib
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from app_pages import common
-from app_pages import prediction_view
+from app_pages import common, prediction_view
 from app_pages.prediction_view import Sample
 from digit_classifier.predict import Prediction
 
@@ -18,7 +17,9 @@ UPLOAD_TYPES = "PNG, JPEG, BMP, GIF, WebP or TIFF"
 
 # The canvas' built-in toolbar is invisible until hovered, yet it already lies over the top
 # ~30 px of the canvas and swallows strokes that start there (always, on touch screens).
-# It is hidden inside the canvas' shadow root; Undo and Clear below replace it.
+# st_canvas 0.13 has no option to remove it, and it lives in the component's shadow root where
+# page CSS cannot reach, so this script gives every shadow root, present and future, a style
+# sheet that hides it. The Undo stroke and Clear buttons below replace it.
 HIDE_CANVAS_TOOLBAR = """
 <script>
 (() => {

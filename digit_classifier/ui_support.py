@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .preprocess import ImageSource, standard_mode, open_image
+from .preprocess import ImageSource, open_image, standard_mode
 
 
 def file_stamp(*paths: Path) -> tuple[int, ...]:
