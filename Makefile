@@ -39,5 +39,10 @@ models: $(STAMP)  ## list the model versions, * marks the current one
 rollback: $(STAMP)  ## make the version the current model replaced current again (ARGS="--to VERSION")
 	$(PY) -m digit_classifier rollback $(ARGS)
 
+bench: $(STAMP)  ## inference, fine-tuning and app latency benchmarks; figures go into docs/BENCHMARKS.md
+	$(PY) benchmarks/bench_inference.py
+	$(PY) benchmarks/bench_finetune.py
+	$(PY) benchmarks/bench_app.py
+
 clean-venv:
 	rm -rf $(VENV)
