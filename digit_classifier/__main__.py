@@ -2,7 +2,7 @@
 
     python -m digit_classifier train [--epochs N] [--out DIR]
     python -m digit_classifier evaluate [--model PATH] [--json] [--real] [--confusion-png FILE]
-    python -m digit_classifier predict IMAGE_OR_FOLDER... [--model PATH]
+    python -m digit_classifier predict IMAGE_OR_FOLDER... [--model PATH] [--workers N]
     python -m digit_classifier finetune [--feedback-dir DIR] [--epochs N] [--dry-run] [--json]
                                         [--max-mnist-drop PP] [--min-holdout-gain PP]
     python -m digit_classifier models [--json]
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -41,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="classify image files; one JSON line per image")
     predict.add_argument("images", nargs="+", type=Path, help="image files, or folders of images")
     predict.add_argument("--model", type=Path, default=None, help="model file (default: model/model.keras)")
+    predict.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1,
+                         help="processes that preprocess large batches; 1 = none (default: one per core, here %(default)s)")
 
     finetune = commands.add_parser("finetune", help="fine-tune on wrong_predictions/, compare before/after, promote if better")
     finetune.add_argument("--feedback-dir", type=Path, default=None, help="the corrections (default: wrong_predictions/)")
@@ -67,6 +70,16 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=None, help="epochs (default: the value in finetune.py)")
     demo.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def _expand(paths: list[Path]) -> list[Path]:
@@ -111,14 +124,18 @@ def run_evaluate(args) -> int:
 
 
 def run_predict(args) -> int:
-    from .model import load_classifier
-    from .predict import predict_files
+    from .preprocess import preprocess_files
 
-    classifier = load_classifier(args.model)
-    failed = False
-    for result in predict_files(classifier, _expand(args.images)):
-        failed |= "error" in result
-        print(json.dumps(result), flush=False)
+    # Preprocessing starts first, so worker processes read the images while TensorFlow loads.
+    with preprocess_files(_expand(args.images), workers=args.workers) as prepared:
+        from .model import load_classifier
+        from .predict import predict_prepared
+
+        classifier = load_classifier(args.model)
+        failed = False
+        for result in predict_prepared(classifier, prepared):
+            failed |= "error" in result
+            print(json.dumps(result), flush=False)
     sys.stdout.flush()
     return 1 if failed else 0
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -118,7 +119,7 @@ def load_feedback(root: Path | None = None) -> Feedback:
         unique.append((sha256, items[0]))
 
     samples = []
-    for (sha256, item), (_, image, error) in zip(unique, preprocess_files([item.path for _, item in unique])):
+    for (sha256, item), (_, image, error) in zip(unique, preprocess_files([item.path for _, item in unique], workers=os.cpu_count() or 1)):
         if error is not None:
             skipped.append({"file": item.id, "reason": error})
             continue

@@ -52,11 +52,14 @@ def predict_image(classifier: Classifier, source: ImageSource) -> Prediction:
 def predict_files(classifier: Classifier, paths: Iterable[str | Path], batch_size: int = 256, workers: int = 1) -> Iterator[dict]:
     """Yield one result dict per path, in order: {"path", "label", "confidence", "probabilities"} or {"path", "error"}.
 
-    One preprocessing thread by default: for small files the work is mostly
-    Python bytecode, and a second thread only adds contention for the GIL
-    (measured on 600 28x28 PNGs: about 320-440 files/s with one thread,
-    250-300 with two).
+    `workers` > 1 preprocesses in that many processes once there are
+    `preprocess.PARALLEL_FROM` files or more.
     """
+    return predict_prepared(classifier, preprocess_files(paths, workers), batch_size)
+
+
+def predict_prepared(classifier: Classifier, prepared: Iterable[tuple[str, np.ndarray | None, str | None]], batch_size: int = 256) -> Iterator[dict]:
+    """Like `predict_files`, for the output of `preprocess_files` (which may have started before the model was loaded)."""
     pending: list[tuple[str, np.ndarray]] = []
 
     def flush() -> Iterator[dict]:
@@ -65,7 +68,7 @@ def predict_files(classifier: Classifier, paths: Iterable[str | Path], batch_siz
             yield {"path": path, **_prediction(probs, image).as_dict()}
         pending.clear()
 
-    for path, image, error in preprocess_files(paths, workers):
+    for path, image, error in prepared:
         if error is not None:
             yield from flush() if pending else ()
             yield {"path": path, "error": error}

@@ -70,6 +70,29 @@ def test_predict_takes_a_folder(images):
     assert len(lines) == 8 and result.returncode == 1
 
 
+def test_a_large_folder_is_read_by_worker_processes_in_order(tmp_path, mnist_test):
+    from digit_classifier.preprocess import PARALLEL_FROM
+
+    count = PARALLEL_FROM + 10
+    for i in range(count):
+        Image.fromarray(255 - mnist_test.images[i]).save(tmp_path / f"{i:04d}.png")
+    (tmp_path / "0100.png").write_text("not an image")
+    outputs = {workers: run_cli("predict", tmp_path, "--workers", workers) for workers in (1, 2)}
+    assert outputs[1].returncode == outputs[2].returncode == 1
+    assert outputs[1].stdout == outputs[2].stdout
+    lines = [json.loads(line) for line in outputs[2].stdout.splitlines()]
+    assert [line["path"] for line in lines] == [str(tmp_path / f"{i:04d}.png") for i in range(count)]
+    assert "not an image" in lines[100]["error"]
+    right = sum(line.get("label") == mnist_test.labels[i] for i, line in enumerate(lines))
+    assert right >= 0.98 * count
+
+
+@pytest.mark.parametrize("workers", ["0", "-1", "two"])
+def test_workers_must_be_a_positive_whole_number(images, workers):
+    result = run_cli("predict", images["good"][0], "--workers", workers)
+    assert result.returncode == 2 and "--workers" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_evaluate_json_is_one_object_matching_the_metadata():
     result = run_cli("evaluate", "--json")
     assert result.returncode == 0, result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import multiprocessing
 import os
 import struct
 import zlib
@@ -14,10 +15,12 @@ from scipy import ndimage
 
 from digit_classifier import data
 from digit_classifier.preprocess import (
+    PARALLEL_FROM,
     ImageTooLargeError,
     NoDigitFoundError,
     UnreadableImageError,
     preprocess,
+    preprocess_files,
     preprocess_steps,
 )
 
@@ -312,3 +315,54 @@ def test_nothing_is_written(seven, tmp_path, monkeypatch):
     with pytest.raises(UnreadableImageError):
         preprocess(b"junk")
     assert sorted(os.listdir(tmp_path)) == before
+
+
+# Batches ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def batch_of_files(tmp_path_factory):
+    """PARALLEL_FROM + 20 files: MNIST digits as ink on paper, with bad files among them."""
+    folder = tmp_path_factory.mktemp("batch")
+    test = data.load_split("test")
+    paths = []
+    for i in range(PARALLEL_FROM + 20):
+        path = folder / f"{i:04d}.png"
+        if i == 7:
+            path.write_text("not an image")
+        elif i == PARALLEL_FROM // 2:
+            path.write_bytes(encode(Image.fromarray(255 - test.images[i]))[:70])
+        elif i == PARALLEL_FROM + 3:
+            path = folder / "missing.png"
+        else:
+            Image.fromarray(255 - test.images[i]).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="worker processes need two cores")
+def test_worker_processes_give_the_same_results_in_the_same_order(batch_of_files):
+    serial = list(preprocess_files(batch_of_files, workers=1))
+    with preprocess_files(batch_of_files, workers=2) as parallel_results:
+        assert parallel_results.workers == 2
+        parallel = list(parallel_results)
+    assert [path for path, _, _ in parallel] == [str(path) for path in batch_of_files]
+    assert [error for _, _, error in parallel] == [error for _, _, error in serial]
+    failed = [i for i, (_, _, error) in enumerate(parallel) if error]
+    assert failed == [7, PARALLEL_FROM // 2, PARALLEL_FROM + 3]
+    for (_, a, _), (_, b, _) in zip(serial, parallel):
+        assert (a is None and b is None) or np.array_equal(a, b)
+
+
+def test_a_small_batch_stays_in_this_process(batch_of_files):
+    with preprocess_files(batch_of_files[: PARALLEL_FROM - 1], workers=2) as results:
+        assert results.workers == 1 and not multiprocessing.active_children()
+        assert len(list(results)) == PARALLEL_FROM - 1
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="worker processes need two cores")
+def test_leaving_a_batch_early_stops_the_workers(batch_of_files):
+    with preprocess_files(batch_of_files, workers=2) as results:
+        next(results)
+        assert len(multiprocessing.active_children()) == 2
+    assert not multiprocessing.active_children()
