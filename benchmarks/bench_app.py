@@ -6,6 +6,8 @@ With Playwright driving Debian's Chromium, against `streamlit run app.py` on a f
   * stroke: mouse-up on the canvas until "Prediction: N" is on screen, timed inside the page
     (p50 and p95; the canvas is cleared between strokes, so each answer is a new element);
   * upload: choosing a PNG until its prediction is on screen;
+  * memory: the app server's peak resident set (VmHWM), after the measurements above and again
+    after uploading the largest picture the app accepts (8000x8000 pixels);
 and the same stroke round trip in a bare Streamlit app that only echoes the canvas (written to a
 temporary file), served alongside, its strokes alternating with the app's so that other load on
 the machine weighs on both alike: the floor that Streamlit and the canvas component impose (the
@@ -13,6 +15,9 @@ canvas alone waits 200 ms after mouse-up before it sends). Prints the numbers an
 benchmarks/out/bench_app.json.
 
     .venv/bin/python benchmarks/bench_app.py [--strokes 25] [--uploads 8] [--screenshot docs/app.png]
+
+Targets (issue 6): mouse-up -> prediction p50 <= 300 ms, or <= 1.2x the bare app in the same run;
+server peak RSS <= 1 GB. A missed target is reported, not turned into a failing exit code.
 """
 
 from __future__ import annotations
@@ -45,7 +50,10 @@ from app_harness import (  # noqa: E402  (the browser helpers are shared with th
     wait_until_ready,
 )
 
-TARGET_MS = 500
+TARGET_MS = 300
+TARGET_RATIO = 1.2
+TARGET_RSS_MB = 1024
+LARGEST_SIDE = 8000  # preprocess.MAX_PIXELS allows 8000x8000
 SCREENSHOT_MAX_BYTES = 300_000
 OUT = REPO_ROOT / "benchmarks" / "out"
 
@@ -155,6 +163,25 @@ def upload_latencies(browser, url: str, count: int) -> list[float]:
     return latencies
 
 
+def memory_mb(pid: int) -> dict:
+    """Peak (VmHWM) and current (VmRSS) resident memory of a process, in MB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {name: int(fields[key].split()[0]) / 1024 for name, key in (("peak", "VmHWM"), ("now", "VmRSS"))}
+
+
+def largest_upload(browser, url: str) -> float:
+    """Upload an 8000x8000 photo-like PNG (the largest accepted) and wait for its prediction; ms."""
+    png = digit_png(7, size=LARGEST_SIDE, stroke=LARGEST_SIDE // 20)
+    page = open_app(browser, url)
+    page.get_by_role("tab", name="Upload").click()
+    started = time.perf_counter()
+    page.locator('input[type="file"]').set_input_files(files=[{"name": "large.png", "mimeType": "image/png", "buffer": png}])
+    page.get_by_text("Prediction: 7", exact=True).wait_for(timeout=TIMEOUT_MS)
+    latency = (time.perf_counter() - started) * 1000
+    page.context.close()
+    return latency
+
+
 def save_screenshot(browser, url: str, path: Path) -> int:
     page = open_app(browser, url)
     page.set_viewport_size({"width": 1200, "height": 720})
@@ -188,11 +215,17 @@ def measure(browser, args) -> tuple[dict, dict]:
                 page.context.close()
             uploads = upload_latencies(browser, url, args.uploads)
             screenshot = save_screenshot(browser, url, args.screenshot) if args.screenshot else None
+            memory = memory_mb(url.pid)
+            large_upload_ms = largest_upload(browser, url)
+            memory_after_large = memory_mb(url.pid)
     app = {
         "first_load_s": first_load,
         "load_s": summary(warm_loads),
         "stroke_ms": summary(strokes["app"]),
         "upload_ms": summary(uploads),
+        "large_upload_ms": large_upload_ms,
+        "server_rss_mb": memory,
+        "server_rss_after_largest_upload_mb": memory_after_large,
         "screenshot_bytes": screenshot,
         "raw": {"stroke_ms": strokes["app"], "upload_ms": uploads, "load_s": warm_loads},
     }
@@ -205,9 +238,17 @@ def describe(name: str, numbers: dict, unit: str = "ms", scale: float = 1.0, dig
     return f"{name:<36} p50 {p50:6.{digits}f} {unit}, p95 {p95:6.{digits}f} {unit} (n={numbers['n']})"
 
 
+def verdicts(app: dict, bare: dict) -> dict[str, bool]:
+    stroke, floor = app["stroke_ms"]["p50"], bare["stroke_ms"]["p50"]
+    return {
+        f"mouse-up -> prediction p50 <= {TARGET_MS} ms or <= {TARGET_RATIO}x the bare app": stroke <= TARGET_MS or stroke <= TARGET_RATIO * floor,
+        f"server peak RSS <= {TARGET_RSS_MB} MB (largest upload included)": app["server_rss_after_largest_upload_mb"]["peak"] <= TARGET_RSS_MB,
+    }
+
+
 def report(app: dict, bare: dict, browser_version: str) -> str:
     stroke, floor = app["stroke_ms"], bare["stroke_ms"]
-    verdict = "PASS" if stroke["p50"] <= TARGET_MS else "FAIL"
+    memory, memory_large = app["server_rss_mb"], app["server_rss_after_largest_upload_mb"]
     lines = [
         f"machine: {platform.platform()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
         f"Chromium {browser_version}; streamlit {version('streamlit')}, "
@@ -219,8 +260,11 @@ def report(app: dict, bare: dict, browser_version: str) -> str:
         f"{'ratio app / bare:':<36} p50 {stroke['p50'] / floor['p50']:6.2f} x, "
         f" p95 {stroke['p95'] / floor['p95']:6.2f} x",
         describe("upload -> prediction:", app["upload_ms"]),
-        f"target: median mouse-up -> prediction <= {TARGET_MS} ms: {verdict}",
+        f"{f'upload {LARGEST_SIDE}x{LARGEST_SIDE} PNG -> prediction:':<36} {app['large_upload_ms']:6.0f} ms",
+        f"{'app server RSS after the above:':<36} peak {memory['peak']:6.0f} MB, now {memory['now']:6.0f} MB",
+        f"{'... after the largest upload:':<36} peak {memory_large['peak']:6.0f} MB, now {memory_large['now']:6.0f} MB",
     ]
+    lines += [f"target: {name}: {'met' if met else 'MISSED'}" for name, met in verdicts(app, bare).items()]
     if app["screenshot_bytes"]:
         lines.append(f"screenshot: {app['screenshot_bytes'] / 1000:.0f} KB")
     return "\n".join(lines)
@@ -247,7 +291,7 @@ def main() -> int:
     print(text)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "bench_app.json").write_text(json.dumps({"app": app, "bare": bare, "report": text}, indent=2) + "\n")
-    return 0 if app["stroke_ms"]["p50"] <= TARGET_MS else 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ On-disk format
 ::
 
     <root>/<d>/<sha16>.png     the input image as the person gave it, re-encoded as PNG
+                               (reduced to 1024 pixels a side when larger, the size preprocessing works at)
     <root>/<d>/<sha16>.json    its metadata ("sidecar"); optional
 
 * ``<root>`` is ``config.feedback_dir()`` (``wrong_predictions/`` at the repository
@@ -53,7 +54,7 @@ from PIL import Image
 
 from . import config
 from .atomic import atomic_write_bytes
-from .preprocess import PREPROCESSING_VERSION, standard_mode, open_image
+from .preprocess import PREPROCESSING_VERSION, open_reduced
 
 FORMAT_VERSION = 1
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -117,9 +118,12 @@ class SaveResult:
 def encode_png(image: Image.Image | np.ndarray | bytes) -> bytes:
     """An image (PIL, numpy array, or the bytes of an image file) -> PNG bytes, first frame, alpha kept.
 
+    Pictures larger than preprocessing's working size (1024 pixels a side) are
+    stored at that size: preprocessing reduces them to it anyway, and a 64 MP
+    photo would otherwise make a 100 MB correction.
     Raises preprocess.UnreadableImageError when the bytes are not a decodable image.
     """
-    decoded = standard_mode(open_image(image))
+    decoded, _ = open_reduced(image)
     if decoded.mode == "F":
         decoded = Image.fromarray(np.round(np.asarray(decoded) * 255).astype(np.uint8), mode="L")
     buffer = io.BytesIO()

@@ -119,11 +119,12 @@ def load_feedback(root: Path | None = None) -> Feedback:
         unique.append((sha256, items[0]))
 
     samples = []
-    for (sha256, item), (_, image, error) in zip(unique, preprocess_files([item.path for _, item in unique], workers=os.cpu_count() or 1)):
-        if error is not None:
-            skipped.append({"file": item.id, "reason": error})
-            continue
-        samples.append(Sample(item.label, sha256, item.id, str(item.metadata.get("source", "by hand")), image))
+    with preprocess_files([item.path for _, item in unique], workers=os.cpu_count() or 1) as prepared:
+        for (sha256, item), (_, image, error) in zip(unique, prepared):
+            if error is not None:
+                skipped.append({"file": item.id, "reason": error})
+                continue
+            samples.append(Sample(item.label, sha256, item.id, str(item.metadata.get("source", "by hand")), image))
     samples.sort(key=lambda s: (s.label, s.sha256))
     return Feedback(samples, skipped, duplicates, conflicts)
 

@@ -5,7 +5,8 @@ and centred by centre of mass in a 28x28 field. People's images are not: they
 are dark ink on light paper, unevenly lit, tinted, noisy, transparent, tiny or
 huge, with the digit anywhere. The steps below turn them into that format:
 
-1. open: decode safely (size checked before decoding), first frame, EXIF orientation;
+1. open: decode safely (size checked before decoding), first frame, EXIF orientation,
+   reduce to at most 1024 pixels a side (huge pictures in a worker process, see `open_reduced`);
 2. ink map: where the ink is, from alpha when the background is transparent,
    otherwise from brightness against a local background estimate whose
    polarity is read from the border;
@@ -20,22 +21,23 @@ The app, the CLI, fine-tuning and the notebooks all call `preprocess()` (or
 from __future__ import annotations
 
 import io
-import multiprocessing
 import os
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from concurrent.futures import ProcessPoolExecutor
 from typing import Iterable, Iterator, Union
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 from scipy import ndimage
+
+from . import worker
 
 PREPROCESSING_VERSION = "1"
 
 MAX_PIXELS = 8000 * 8000  # larger images are refused before they are decoded
+LARGE_PIXELS = 4000 * 4000  # larger ones (JPEG aside) are decoded in a short-lived worker process, see open_reduced
 WORK_MAX_SIDE = 1024  # large images are analysed at this size (the digit stays well above 20 px)
 WORK_MIN_SIDE = 112  # small images are enlarged to this size so the filters below behave the same
 BOX_SIZE = 20  # MNIST fits each digit into a 20x20 box ...
@@ -90,8 +92,7 @@ def preprocess(source: ImageSource) -> np.ndarray:
 
 
 def preprocess_steps(source: ImageSource) -> Steps:
-    image = open_image(source)
-    original_size = image.size
+    image, original_size = open_reduced(source)
     luminance, alpha = _to_arrays(_working_size(image))
     ink, ink_source = ink_map(luminance, alpha)
     mask, bbox, peak = locate_digit(ink)
@@ -109,7 +110,6 @@ def preprocess_file(path: str | os.PathLike) -> tuple[str, np.ndarray | None, st
 
 
 PARALLEL_FROM = 200  # files; below this, starting worker processes costs more than it saves
-CHUNK = 32  # files sent to a worker process at a time
 
 
 def preprocess_files(paths: Iterable[str | os.PathLike], workers: int = 1) -> "PreprocessedFiles":
@@ -119,40 +119,51 @@ def preprocess_files(paths: Iterable[str | os.PathLike], workers: int = 1) -> "P
     bytecode, so threads wait for each other on the GIL (measured: two threads
     were slower than one). The work is handed out when this function is
     called, not when the first result is read, so a caller can load the model
-    meanwhile. Workers are spawned, never forked, so this is safe in a process
-    that has already loaded TensorFlow. Use it in a `with` block, or read it to
-    the end, so the workers stop.
+    meanwhile (see `worker`). Use it in a `with` block, or read it to the end,
+    so the workers stop.
     """
     return PreprocessedFiles([str(path) for path in paths], workers)
 
 
 class PreprocessedFiles(Iterator[tuple[str, np.ndarray | None, str | None]]):
-    """The results of `preprocess_files`, in order; closing it (or reaching the end) stops the workers."""
+    """The results of `preprocess_files`, in order; closing it (or reaching the end) stops the workers.
+
+    File i goes to worker i % workers and results are read back in the same
+    rotation, so the order is kept and every worker's output keeps flowing.
+    """
 
     def __init__(self, paths: list[str], workers: int):
         self.workers = max(1, min(workers, os.cpu_count() or 1)) if len(paths) >= PARALLEL_FROM else 1
-        self._pool = None
+        self._count, self._next = len(paths), 0
+        self._pool: list[worker.Worker] = []
         if self.workers < 2:
             self._results = map(preprocess_file, paths)
             return
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
-        try:
-            self._results = self._pool.map(preprocess_file, paths, chunksize=CHUNK)
-        except BaseException:
-            self.close()
-            raise
+        self._pool = [worker.start("preprocess_file", paths[k :: self.workers]) for k in range(self.workers)]
+        self._results = None
 
     def __next__(self) -> tuple[str, np.ndarray | None, str | None]:
-        try:
+        if self._results is not None:
             return next(self._results)
-        except BaseException:  # the end, or a worker that died: stop the others either way
+        if self._next == self._count:
+            self.close()
+            raise StopIteration
+        try:
+            result = next(self._pool[self._next % self.workers])
+        except BaseException:  # a worker that died: stop the others too
             self.close()
             raise
+        self._next += 1
+        return result
+
+    @property
+    def processes(self) -> list:
+        """The worker processes (subprocess.Popen), none when the files are read in this process."""
+        return [process.process for process in self._pool]
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        for process in self._pool:
+            process.close()
 
     def __enter__(self) -> "PreprocessedFiles":
         return self
@@ -177,10 +188,18 @@ def open_image(source: ImageSource) -> Image.Image:
         image.seek(0)
     except (EOFError, AttributeError, ValueError):
         pass
+    return _apply_exif_orientation(image)
+
+
+def _apply_exif_orientation(image: Image.Image) -> Image.Image:
+    """Rotate or flip as the EXIF orientation says. Without one, the image itself: exif_transpose would
+    copy it, a second full-size buffer (256 MB for an 8000x8000 RGB picture)."""
     try:
+        if image.getexif().get(ExifTags.Base.Orientation, 1) in (1, None):
+            return image
         transposed = ImageOps.exif_transpose(image)
     except Exception:  # a broken EXIF block is no reason to refuse the picture
-        transposed = image
+        return image
     return transposed if transposed is not None else image
 
 
@@ -279,14 +298,62 @@ def standard_mode(image: Image.Image) -> Image.Image:
     return image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX ...
 
 
+def open_reduced(source: ImageSource) -> tuple[Image.Image, tuple[int, int]]:
+    """`open_image` in a standard mode, shrunk to at most WORK_MAX_SIDE pixels a side; and the original (width, height).
+
+    A decoder holds every pixel at once: 256 MB for an 8000x8000 RGB PNG, and
+    some (WebP, 16-bit PNG) briefly several times that. Encoded images over
+    LARGE_PIXELS are therefore decoded and shrunk in a short-lived worker
+    process, so that a long-running process (the app's server) never holds
+    them and the memory goes back to the system when the worker exits. JPEGs
+    stay here: their decoder scales them down while decoding.
+    """
+    if _worth_a_worker(source):
+        try:
+            return next(worker.start("open_reduced", [source]))
+        except worker.WorkerFailed as error:
+            raise ImageTooLargeError("The image could not be decoded within the memory available.") from error
+    return _open_reduced_here(source)
+
+
+def _open_reduced_here(source: ImageSource) -> tuple[Image.Image, tuple[int, int]]:
+    image = open_image(source)
+    return _reduced(standard_mode(image)), image.size
+
+
+def _worth_a_worker(source: ImageSource) -> bool:
+    """Encoded (not yet decoded) and larger than LARGE_PIXELS, from the main process; the header alone says."""
+    if worker.in_worker() or not isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview, io.BytesIO)):
+        return False
+    stream = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    position = stream.tell() if isinstance(stream, io.BytesIO) else None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(stream) as header:  # reads the header, decodes nothing
+                pixels, image_format = header.width * header.height, header.format
+    except Exception:  # not an image, missing, too large: open_image says so, in this process
+        return False
+    finally:
+        if position is not None:
+            stream.seek(position)
+    return LARGE_PIXELS < pixels <= MAX_PIXELS and image_format != "JPEG"
+
+
+def _reduced(image: Image.Image) -> Image.Image:
+    """Scaled down so the longest side is at most WORK_MAX_SIDE (area-averaged)."""
+    longest = max(image.size)
+    if longest <= WORK_MAX_SIDE:
+        return image
+    scale = WORK_MAX_SIDE / longest
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
+
+
 def _working_size(image: Image.Image) -> Image.Image:
     """Standard mode, scaled so the longest side is between WORK_MIN_SIDE and WORK_MAX_SIDE."""
-    image = standard_mode(image)
+    image = _reduced(standard_mode(image))
     longest = max(image.size)
-    if longest > WORK_MAX_SIDE:
-        scale = WORK_MAX_SIDE / longest
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        return image.resize(size, Image.Resampling.BOX, reducing_gap=2.0)
     if longest < WORK_MIN_SIDE:
         factor = -(-WORK_MIN_SIDE // longest)
         return image.resize((image.width * factor, image.height * factor), Image.Resampling.BILINEAR)

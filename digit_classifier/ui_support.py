@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .preprocess import ImageSource, open_image, standard_mode
+from .preprocess import ImageSource, open_reduced
 
 
 def file_stamp(*paths: Path) -> tuple[int, ...]:
@@ -22,10 +22,14 @@ def enlarge(image: np.ndarray, scale: int = 5) -> np.ndarray:
 
 
 def thumbnail(source: ImageSource, max_side: int = 160) -> Image.Image:
-    """Any image the app accepts -> a small RGB(A) copy for display. Raises PreprocessError when unreadable."""
-    image = standard_mode(open_image(source))
+    """Any image the app accepts -> a small RGB(A) copy for display. Raises PreprocessError when unreadable.
+
+    Shrinks first and converts after, so a huge picture is never copied at full size.
+    """
+    image, _ = open_reduced(source)
     if image.mode == "F":
         image = Image.fromarray(np.round(np.asarray(image) * 255).astype(np.uint8), mode="L")
-    image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-    image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-    return image
+    scale = min(1.0, max_side / max(image.size))
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    small = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    return small.convert("RGBA" if "A" in small.getbands() else "RGB")

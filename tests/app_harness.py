@@ -59,8 +59,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+class ServerURL(str):
+    """A running server's URL; `pid` is the server's process id (for memory readings)."""
+
+    pid: int
+
+
 @contextlib.contextmanager
-def streamlit_server(script: Path = APP, env: dict[str, str] | None = None) -> Iterator[str]:
+def streamlit_server(script: Path = APP, env: dict[str, str] | None = None) -> Iterator[ServerURL]:
     """`streamlit run script` on a free port; yields its URL once healthy, stops it (and only it) afterwards."""
     port = free_port()
     command = [
@@ -77,7 +83,8 @@ def streamlit_server(script: Path = APP, env: dict[str, str] | None = None) -> I
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         try:
-            url = f"http://127.0.0.1:{port}"
+            url = ServerURL(f"http://127.0.0.1:{port}")
+            url.pid = process.pid
             _wait_until_healthy(url, process, log)
             yield url
         finally:

@@ -17,7 +17,7 @@ from PIL import Image
 
 from digit_classifier import feedback
 from digit_classifier.feedback import InvalidLabelError
-from digit_classifier.preprocess import PREPROCESSING_VERSION, UnreadableImageError
+from digit_classifier.preprocess import PREPROCESSING_VERSION, WORK_MAX_SIDE, UnreadableImageError, preprocess
 
 METADATA_KEYS = {
     "format_version", "true_label", "predicted_label", "confidence", "probabilities", "source",
@@ -103,6 +103,17 @@ def test_encode_png_accepts_file_bytes_and_keeps_only_the_first_frame():
         assert decoded.format == "PNG"
         assert getattr(decoded, "n_frames", 1) == 1
         assert np.asarray(decoded.convert("L")).max() == 40
+
+
+def test_a_large_picture_is_stored_at_the_size_preprocessing_uses(tmp_path):
+    picture = Image.new("RGB", (3000, 2000), (235, 230, 220))
+    picture.paste((20, 20, 30), (1300, 600, 1500, 1500))  # a thick "1"
+    original = io.BytesIO()
+    picture.save(original, format="PNG")
+    item = save(original.getvalue(), 1, tmp_path, source="upload").item
+    stored = Image.open(item.path)
+    assert stored.size == (WORK_MAX_SIDE, round(2000 * WORK_MAX_SIDE / 3000))
+    assert np.array_equal(preprocess(item.path), preprocess(original.getvalue()))
 
 
 def test_list_items_is_newest_first(tmp_path):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import io
-import multiprocessing
 import os
 import struct
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -13,8 +14,9 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from digit_classifier import data
+from digit_classifier import config, data
 from digit_classifier.preprocess import (
+    LARGE_PIXELS,
     PARALLEL_FROM,
     ImageTooLargeError,
     NoDigitFoundError,
@@ -231,6 +233,38 @@ def test_stroke_width_keeps_the_digit_centred(width):
     assert_mnist_like(preprocess(canvas))
 
 
+def _peak_rss_mb() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc/self/status")
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as control:
+            control.write("5")  # resets VmHWM to the current RSS
+        return True
+    except OSError:
+        return False
+
+
+def test_a_huge_picture_is_decoded_in_a_worker_process_with_the_same_result(seven):
+    side = 7000  # 49 MP: 196 MB once decoded as RGBA, plus as much again to resize it
+    assert side * side > LARGE_PIXELS
+    picture = Image.fromarray(ink_on_paper(seven, 3000, (side, side), (2000, 1500))).convert("RGBA")
+    encoded = encode(picture, "PNG", compress_level=1)
+    in_this_process = preprocess(picture)  # an already decoded image is never handed to a worker
+    del picture
+    if not _reset_peak_rss():
+        pytest.skip("this kernel does not let a process reset its peak RSS")
+    before = _peak_rss_mb()
+    from_bytes = preprocess(encoded)
+    assert _peak_rss_mb() - before < 100, "the full-size decode must not happen in this process"
+    assert np.array_equal(from_bytes, in_this_process)
+    assert_mnist_like(from_bytes)
+
+
 # Rejections ------------------------------------------------------------------------------
 
 
@@ -356,7 +390,7 @@ def test_worker_processes_give_the_same_results_in_the_same_order(batch_of_files
 
 def test_a_small_batch_stays_in_this_process(batch_of_files):
     with preprocess_files(batch_of_files[: PARALLEL_FROM - 1], workers=2) as results:
-        assert results.workers == 1 and not multiprocessing.active_children()
+        assert results.workers == 1 and results.processes == []
         assert len(list(results)) == PARALLEL_FROM - 1
 
 
@@ -364,5 +398,30 @@ def test_a_small_batch_stays_in_this_process(batch_of_files):
 def test_leaving_a_batch_early_stops_the_workers(batch_of_files):
     with preprocess_files(batch_of_files, workers=2) as results:
         next(results)
-        assert len(multiprocessing.active_children()) == 2
-    assert not multiprocessing.active_children()
+        processes = results.processes
+        assert len(processes) == 2 and all(process.poll() is None for process in processes)
+    assert all(process.poll() is not None for process in processes)
+
+
+def test_workers_never_rerun_the_callers_script(tmp_path, batch_of_files):
+    """A script without an `if __name__ == "__main__":` guard must run once, whatever the workers do."""
+    big = tmp_path / "big.png"
+    Image.new("L", (5000, 4000), 230).save(big)  # over LARGE_PIXELS: decoded in a worker
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(config.REPO_ROOT)!r})\n"
+        "from digit_classifier.preprocess import NoDigitFoundError, preprocess, preprocess_files\n"
+        "print('script ran', flush=True)\n"
+        "try:\n"
+        f"    preprocess({str(big)!r})\n"
+        "except NoDigitFoundError:\n"
+        "    print('blank big image refused')\n"
+        f"results = list(preprocess_files({[str(p) for p in batch_of_files]!r}, workers=2))\n"
+        "print('files', len(results), sum(error is None for _, _, error in results))\n"
+    )
+    finished = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.splitlines() == [
+        "script ran", "blank big image refused", f"files {len(batch_of_files)} {len(batch_of_files) - 3}"
+    ]
