@@ -39,10 +39,11 @@ models: $(STAMP)  ## list the model versions, * marks the current one
 rollback: $(STAMP)  ## make the version the current model replaced current again (ARGS="--to VERSION")
 	$(PY) -m digit_classifier rollback $(ARGS)
 
-bench: $(STAMP)  ## inference, fine-tuning and app latency benchmarks; figures go into docs/BENCHMARKS.md
+bench: $(STAMP)  ## every benchmark (about 25 minutes, 15 of them training); JSON in benchmarks/out/, figures in docs/BENCHMARKS.md
 	$(PY) benchmarks/bench_inference.py
-	$(PY) benchmarks/bench_finetune.py
 	$(PY) benchmarks/bench_app.py
+	$(PY) benchmarks/bench_finetune.py
+	$(PY) benchmarks/bench_train.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -12,7 +12,7 @@ and the same stroke round trip in a bare Streamlit app that only echoes the canv
 temporary file), served alongside, its strokes alternating with the app's so that other load on
 the machine weighs on both alike: the floor that Streamlit and the canvas component impose (the
 canvas alone waits 200 ms after mouse-up before it sends). Prints the numbers and writes them to
-benchmarks/out/bench_app.json.
+benchmarks/out/bench_app.json (with the machine).
 
     .venv/bin/python benchmarks/bench_app.py [--strokes 25] [--uploads 8] [--screenshot docs/app.png]
 
@@ -24,9 +24,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -37,8 +34,8 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from machine import describe as describe_machine, machine, save  # noqa: E402
 from app_harness import (  # noqa: E402  (the browser helpers are shared with the end-to-end tests)
-    REPO_ROOT,
     VIEWPORT,
     digit_png,
     draw,
@@ -55,7 +52,6 @@ TARGET_RATIO = 1.2
 TARGET_RSS_MB = 1024
 LARGEST_SIDE = 8000  # preprocess.MAX_PIXELS allows 8000x8000
 SCREENSHOT_MAX_BYTES = 300_000
-OUT = REPO_ROOT / "benchmarks" / "out"
 
 BARE_APP = '''
 import streamlit as st
@@ -250,7 +246,7 @@ def report(app: dict, bare: dict, browser_version: str) -> str:
     stroke, floor = app["stroke_ms"], bare["stroke_ms"]
     memory, memory_large = app["server_rss_mb"], app["server_rss_after_largest_upload_mb"]
     lines = [
-        f"machine: {platform.platform()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+        describe_machine(),
         f"Chromium {browser_version}; streamlit {version('streamlit')}, "
         f"streamlit-drawable-canvas {version('streamlit-drawable-canvas')}",
         f"{'page load, first (TensorFlow + model):':<36} {app['first_load_s']:6.2f} s",
@@ -289,8 +285,7 @@ def main() -> int:
         finally:
             browser.close()
     print(text)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "bench_app.json").write_text(json.dumps({"app": app, "bare": bare, "report": text}, indent=2) + "\n")
+    save("bench_app", {"machine": machine(), "app": app, "bare": bare, "report": text})
     return 0
 
 

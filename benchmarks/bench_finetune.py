@@ -19,7 +19,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from digit_classifier import config, feedback, realinputs  # noqa: E402
+from machine import describe, machine, save  # noqa: E402
 
 SIZES = (100, 500, 2000)
 TARGET_SECONDS = {500: 60.0}
@@ -100,6 +100,7 @@ def time_cli(store: Path, model_dir: Path) -> float:
 
 def run(sizes: list[int], cli: bool) -> dict:
     results = {"machine": machine(), "runs": []}
+    print(describe(results["machine"]), flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-finetune-") as tmp:
         for n in sizes:
             store, model_dir = Path(tmp) / f"store-{n}", Path(tmp) / f"model-{n}"
@@ -113,13 +114,6 @@ def run(sizes: list[int], cli: bool) -> dict:
             results["runs"].append(run_result)
             print_run(run_result)
     return results
-
-
-def machine() -> dict:
-    import tensorflow as tf
-
-    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(), "tensorflow": tf.__version__,
-            "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
 def print_run(run_result: dict) -> None:
@@ -142,7 +136,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object at the end")
     args = parser.parse_args()
     results = run(args.sizes, cli=not args.no_cli)
-    print(json.dumps(results) if args.json else f"machine: {results['machine']}")
+    save("bench_finetune", results)
+    if args.json:
+        print(json.dumps(results))
 
 
 if __name__ == "__main__":

@@ -104,6 +104,20 @@ def learning_rate_schedule(steps_per_epoch: int, epochs: int) -> keras.optimizer
     )
 
 
+class EpochTimer(keras.callbacks.Callback):
+    """Wall-clock seconds of each epoch (validation included)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._started)
+
+
 def code_version() -> str:
     try:
         out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=config.REPO_ROOT, capture_output=True, text=True, timeout=5)
@@ -139,12 +153,14 @@ def train(
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
+    timer = EpochTimer()
     started = time.perf_counter()
     history = model.fit(
         make_dataset(x_train, y_train, batch_size, training=True, seed=seed),
         validation_data=make_dataset(x_val, y_val, 1024, training=False, seed=seed),
         epochs=epochs,
         shuffle=False,  # the dataset reshuffles itself every epoch
+        callbacks=[timer],
         verbose=verbose,
     )
     seconds = time.perf_counter() - started
@@ -166,6 +182,7 @@ def train(
         "parameters": int(model.count_params()),
         "training_seconds": round(seconds, 1),
         "seconds_per_epoch": round(seconds / epochs, 1),
+        "epoch_seconds": [round(value, 1) for value in timer.seconds],
         "test_accuracy": test_accuracy,
         "test_samples": int(len(y_test)),
         "validation_accuracy": float(history.history["val_accuracy"][-1]),

@@ -19,6 +19,8 @@ def test_tiny_training_run_learns_and_saves(tmp_path):
     written = json.loads((tmp_path / "metadata.json").read_text())
     assert written["version"] == metadata["version"] and written["epochs"] == 3
     assert written["train_samples"] == 1024 and written["parameters"] == model.count_params()
+    assert len(written["epoch_seconds"]) == 3 and all(seconds > 0 for seconds in written["epoch_seconds"])
+    assert abs(sum(written["epoch_seconds"]) - written["training_seconds"]) < 0.1 * written["training_seconds"] + 0.5
     assert (tmp_path / "versions" / f"{metadata['version']}.keras").is_file()
     reloaded = load_classifier(tmp_path / "model.keras")
     x = data.to_model_input(data.load_split("test").images[:8])
