@@ -175,15 +175,19 @@ class PreprocessedFiles(Iterator[tuple[str, np.ndarray | None, str | None]]):
 # 1. Open ---------------------------------------------------------------------------------
 
 
-def open_image(source: ImageSource) -> Image.Image:
-    """Decode `source` into a loaded PIL image: first frame, EXIF orientation applied."""
+def open_image(source: ImageSource, hand_off_large: bool = False) -> Image.Image:
+    """Decode `source` into a loaded PIL image: first frame, EXIF orientation applied.
+
+    With `hand_off_large`, an encoded image over LARGE_PIXELS (JPEG aside) is not
+    decoded: `_DecodeElsewhere` is raised instead (see `open_reduced`).
+    """
     if isinstance(source, np.ndarray):
         return _check_size(_from_array(source))
     if isinstance(source, Image.Image):
         _check_size(source)
         image = source
     else:
-        image = _decode(source)
+        image = _decode(source, hand_off_large)
     try:
         image.seek(0)
     except (EOFError, AttributeError, ValueError):
@@ -203,7 +207,7 @@ def _apply_exif_orientation(image: Image.Image) -> Image.Image:
     return transposed if transposed is not None else image
 
 
-def _decode(source) -> Image.Image:
+def _decode(source, hand_off_large: bool = False) -> Image.Image:
     if isinstance(source, (bytes, bytearray, memoryview)):
         name, stream = "The data", io.BytesIO(bytes(source))
     elif isinstance(source, (str, os.PathLike)):
@@ -225,6 +229,10 @@ def _decode(source) -> Image.Image:
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         raise UnreadableImageError(f"{name} is not an image that can be read (PNG, JPEG, BMP, GIF, WebP, TIFF).") from error
     _check_size(image, name)
+    if hand_off_large and _too_large_to_decode_here(image):
+        encoded = io.BytesIO(stream.getvalue()) if hasattr(source, "read") else source  # a stream: its content
+        image.close()
+        raise _DecodeElsewhere(encoded)
     _draft_large_jpeg(image)
     try:
         with warnings.catch_warnings():
@@ -235,6 +243,11 @@ def _decode(source) -> Image.Image:
     except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as error:
         raise UnreadableImageError(f"{name} is truncated or corrupt and cannot be decoded.") from error
     return image
+
+
+def _too_large_to_decode_here(image: Image.Image) -> bool:
+    """Over LARGE_PIXELS, not a JPEG (which decodes scaled down), and this is not already a worker."""
+    return image.width * image.height > LARGE_PIXELS and image.format != "JPEG" and not worker.in_worker()
 
 
 def _check_size(image: Image.Image, name: str = "The image") -> Image.Image:
@@ -308,36 +321,28 @@ def open_reduced(source: ImageSource) -> tuple[Image.Image, tuple[int, int]]:
     them and the memory goes back to the system when the worker exits. JPEGs
     stay here: their decoder scales them down while decoding.
     """
-    if _worth_a_worker(source):
+    try:
+        image = open_image(source, hand_off_large=True)
+    except _DecodeElsewhere as handed_off:
         try:
-            return next(worker.start("open_reduced", [source]))
+            return next(worker.start("open_reduced", [handed_off.source]))
         except worker.WorkerFailed as error:
             raise ImageTooLargeError("The image could not be decoded within the memory available.") from error
-    return _open_reduced_here(source)
+    return _reduced(standard_mode(image)), image.size
 
 
 def _open_reduced_here(source: ImageSource) -> tuple[Image.Image, tuple[int, int]]:
+    """What a worker runs for `open_reduced`."""
     image = open_image(source)
     return _reduced(standard_mode(image)), image.size
 
 
-def _worth_a_worker(source: ImageSource) -> bool:
-    """Encoded (not yet decoded) and larger than LARGE_PIXELS, from the main process; the header alone says."""
-    if worker.in_worker() or not isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview, io.BytesIO)):
-        return False
-    stream = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray, memoryview)) else source
-    position = stream.tell() if isinstance(stream, io.BytesIO) else None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(stream) as header:  # reads the header, decodes nothing
-                pixels, image_format = header.width * header.height, header.format
-    except Exception:  # not an image, missing, too large: open_image says so, in this process
-        return False
-    finally:
-        if position is not None:
-            stream.seek(position)
-    return LARGE_PIXELS < pixels <= MAX_PIXELS and image_format != "JPEG"
+class _DecodeElsewhere(Exception):
+    """Raised by `_decode` before decoding an image too large for this process; carries the encoded source."""
+
+    def __init__(self, source):
+        super().__init__()
+        self.source = source
 
 
 def _reduced(image: Image.Image) -> Image.Image:

@@ -249,20 +249,38 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def test_a_huge_picture_is_decoded_in_a_worker_process_with_the_same_result(seven):
-    side = 7000  # 49 MP: 196 MB once decoded as RGBA, plus as much again to resize it
+@pytest.fixture(scope="module")
+def huge_png(seven, tmp_path_factory) -> tuple[bytes, np.ndarray]:
+    """A 7000x7000 RGBA PNG (49 MP: 196 MB decoded, as much again to resize), and its result from a decoded image."""
+    side = 7000
     assert side * side > LARGE_PIXELS
     picture = Image.fromarray(ink_on_paper(seven, 3000, (side, side), (2000, 1500))).convert("RGBA")
-    encoded = encode(picture, "PNG", compress_level=1)
-    in_this_process = preprocess(picture)  # an already decoded image is never handed to a worker
-    del picture
+    return encode(picture, "PNG", compress_level=1), preprocess(picture)  # a decoded image never goes to a worker
+
+
+@pytest.mark.parametrize("given_as", ["bytes", "file object", "path"])
+def test_a_huge_picture_is_decoded_in_a_worker_process_with_the_same_result(huge_png, given_as, tmp_path):
+    encoded, expected = huge_png
+    path = tmp_path / "huge.png"
+    path.write_bytes(encoded)
+    source = {"bytes": encoded, "file object": io.BytesIO(encoded), "path": path}[given_as]
     if not _reset_peak_rss():
         pytest.skip("this kernel does not let a process reset its peak RSS")
     before = _peak_rss_mb()
-    from_bytes = preprocess(encoded)
+    result = preprocess(source)
     assert _peak_rss_mb() - before < 100, "the full-size decode must not happen in this process"
-    assert np.array_equal(from_bytes, in_this_process)
-    assert_mnist_like(from_bytes)
+    assert np.array_equal(result, expected)
+
+
+def test_a_huge_picture_keeps_its_error_messages(huge_png, tmp_path):
+    truncated = huge_png[0][: len(huge_png[0]) // 2]
+    with pytest.raises(UnreadableImageError, match="truncated or corrupt"):
+        preprocess(truncated)
+    with pytest.raises(UnreadableImageError, match="^The upload is truncated"):
+        preprocess(io.BytesIO(truncated))
+    (tmp_path / "big.png").write_bytes(truncated)
+    with pytest.raises(UnreadableImageError, match="^'big.png' is truncated"):
+        preprocess(tmp_path / "big.png")
 
 
 # Rejections ------------------------------------------------------------------------------

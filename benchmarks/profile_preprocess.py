@@ -1,0 +1,82 @@
+"""Where preprocessing spends its time: each step of the one path, per kind of input.
+
+Times every step of `preprocess_steps` separately (median over repeated runs)
+for a 28x28 PNG file, a 280x280 canvas drawing and a 12-megapixel JPEG photo.
+With --pyinstrument KIND it also prints pyinstrument's call tree for that input.
+
+    .venv/bin/python benchmarks/profile_preprocess.py [--repeats 300] [--pyinstrument png_28x28]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench_inference import sample_inputs  # noqa: E402
+from digit_classifier import data  # noqa: E402
+from digit_classifier import preprocess as p  # noqa: E402
+from machine import describe  # noqa: E402
+
+
+def median_us(function, repeats: int):
+    result = function()
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        samples.append(time.perf_counter() - started)
+    return result, float(np.median(samples)) * 1e6
+
+
+def profile_steps(source, repeats: int) -> dict[str, float]:
+    steps = {}
+    (image, _), steps["open (decode, EXIF, reduce)"] = median_us(lambda: p.open_reduced(source), repeats)
+    working, steps["working size"] = median_us(lambda: p._working_size(image), repeats)
+    (luminance, alpha), steps["to arrays"] = median_us(lambda: p._to_arrays(working), repeats)
+    (ink, _), steps["ink map (background fit)"] = median_us(lambda: p.ink_map(luminance, alpha), repeats)
+    (mask, bbox, level), steps["locate digit"] = median_us(lambda: p.locate_digit(ink), repeats)
+    crop, steps["crop and clean"] = median_us(lambda: p.clean_crop(ink, mask, bbox, level), repeats)
+    box, steps["fit into 20x20"] = median_us(lambda: p.fit_into_box(crop), repeats)
+    _, steps["centre by mass"] = median_us(lambda: p.centre_by_mass(box), repeats)
+    _, steps["whole preprocess()"] = median_us(lambda: p.preprocess(source), repeats)
+    return steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=300)
+    parser.add_argument("--pyinstrument", metavar="KIND", help="also print a pyinstrument call tree for this input kind")
+    args = parser.parse_args()
+
+    print(describe(), flush=True)
+    inputs = sample_inputs(data.load_split("test"))
+    with tempfile.TemporaryDirectory() as folder:
+        small = Path(folder) / "digit.png"
+        small.write_bytes(inputs["png_28x28"])
+        inputs["png_28x28"] = small  # a file, as `predict` reads it
+        for kind, source in inputs.items():
+            repeats = max(10, args.repeats // (30 if "photo" in kind else 1))
+            print(f"\n{kind} (median of {repeats} runs)")
+            for step, micros in profile_steps(source, repeats).items():
+                print(f"  {step:<30} {micros / 1000:8.3f} ms")
+        if args.pyinstrument:
+            from pyinstrument import Profiler
+
+            source = inputs[args.pyinstrument]
+            profiler = Profiler(interval=0.0002)
+            with profiler:
+                for _ in range(args.repeats):
+                    p.preprocess(io.BytesIO(source) if isinstance(source, bytes) else source)
+            print(profiler.output_text(unicode=False, color=False))
+
+
+if __name__ == "__main__":
+    main()
