@@ -160,9 +160,12 @@ def upload_latencies(browser, url: str, count: int) -> list[float]:
 
 
 def memory_mb(pid: int) -> dict:
-    """Peak (VmHWM) and current (VmRSS) resident memory of a process, in MB."""
+    """Peak (VmHWM) and current (VmRSS) resident memory of a process, in MB; the current one split into
+    anonymous memory and file-backed pages (mostly TensorFlow's shared libraries, which the kernel can
+    drop and reload: their count varies with what the page cache holds)."""
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    return {name: int(fields[key].split()[0]) / 1024 for name, key in (("peak", "VmHWM"), ("now", "VmRSS"))}
+    keys = (("peak", "VmHWM"), ("now", "VmRSS"), ("anonymous", "RssAnon"), ("file_backed", "RssFile"))
+    return {name: int(fields[key].split()[0]) / 1024 for name, key in keys}
 
 
 def largest_upload(browser, url: str) -> float:
@@ -258,7 +261,8 @@ def report(app: dict, bare: dict, browser_version: str) -> str:
         describe("upload -> prediction:", app["upload_ms"]),
         f"{f'upload {LARGEST_SIDE}x{LARGEST_SIDE} PNG -> prediction:':<36} {app['large_upload_ms']:6.0f} ms",
         f"{'app server RSS after the above:':<36} peak {memory['peak']:6.0f} MB, now {memory['now']:6.0f} MB",
-        f"{'... after the largest upload:':<36} peak {memory_large['peak']:6.0f} MB, now {memory_large['now']:6.0f} MB",
+        f"{'... after the largest upload:':<36} peak {memory_large['peak']:6.0f} MB, now {memory_large['now']:6.0f} MB "
+        f"(anonymous {memory_large['anonymous']:.0f} MB, file-backed {memory_large['file_backed']:.0f} MB)",
     ]
     lines += [f"target: {name}: {'met' if met else 'MISSED'}" for name, met in verdicts(app, bare).items()]
     if app["screenshot_bytes"]:

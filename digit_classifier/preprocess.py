@@ -327,7 +327,7 @@ def open_reduced(source: ImageSource) -> tuple[Image.Image, tuple[int, int]]:
         try:
             return next(worker.start("open_reduced", [handed_off.source]))
         except worker.WorkerFailed as error:
-            raise ImageTooLargeError("The image could not be decoded within the memory available.") from error
+            raise ImageTooLargeError("The image is too large to decode with the memory available (the process decoding it stopped).") from error
     return _reduced(standard_mode(image)), image.size
 
 

@@ -443,3 +443,22 @@ def test_workers_never_rerun_the_callers_script(tmp_path, batch_of_files):
     assert finished.stdout.splitlines() == [
         "script ran", "blank big image refused", f"files {len(batch_of_files)} {len(batch_of_files) - 3}"
     ]
+
+
+def test_a_worker_that_dies_is_reported_not_waited_for():
+    from digit_classifier import worker
+
+    dying = worker.start("no such task", [1, 2])  # the worker fails before answering and exits
+    with pytest.raises(worker.WorkerFailed):
+        next(dying)
+    assert dying.process.poll() is not None
+
+
+def test_a_huge_picture_whose_worker_dies_gets_a_clear_message(huge_png, monkeypatch):
+    from digit_classifier import worker
+
+    monkeypatch.setattr(worker, "_PACKAGE_PARENT", "/nonexistent")  # the worker cannot import the package
+    monkeypatch.setenv("PYTHONPATH", "")
+    monkeypatch.chdir("/")
+    with pytest.raises(ImageTooLargeError, match="memory available"):
+        preprocess(huge_png[0])
