@@ -201,11 +201,16 @@ def main(argv: list[str] | None = None) -> int:
         "train": run_train, "evaluate": run_evaluate, "predict": run_predict,
         "finetune": run_finetune, "models": run_models, "rollback": run_rollback, "finetune-demo": run_finetune_demo,
     }
+    from .worker import WorkerFailed
+
     try:
         return handlers[args.command](args)
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except WorkerFailed as error:  # a preprocessing process was killed (out of memory, say)
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

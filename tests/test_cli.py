@@ -114,3 +114,17 @@ def test_missing_model_is_a_clear_error(tmp_path):
 def test_usage_error_without_a_command():
     result = run_cli()
     assert result.returncode == 2 and "usage" in result.stderr
+
+
+def test_a_worker_that_dies_gives_an_error_line_not_a_traceback(tmp_path, mnist_test, monkeypatch, capsys):
+    from digit_classifier import worker
+    from digit_classifier.__main__ import main
+    from digit_classifier.preprocess import PARALLEL_FROM
+
+    for i in range(PARALLEL_FROM):
+        Image.fromarray(255 - mnist_test.images[i]).save(tmp_path / f"{i:04d}.png")
+    monkeypatch.setattr(worker, "_PACKAGE_PARENT", "/nonexistent")  # the workers cannot import the package
+    monkeypatch.setenv("PYTHONPATH", "")
+    monkeypatch.chdir("/")
+    assert main(["predict", str(tmp_path), "--workers", "2"]) == 1
+    assert "error: a preprocessing worker process ended unexpectedly" in capsys.readouterr().err
