@@ -162,7 +162,7 @@ def run_finetune(args) -> int:
 
 
 def run_models(args) -> int:
-    from .finetune import list_versions, version_lines
+    from .versions import list_versions, version_lines
 
     versions = list_versions(args.model_dir)
     if not versions:
@@ -172,7 +172,7 @@ def run_models(args) -> int:
 
 
 def run_rollback(args) -> int:
-    from .finetune import FinetuneError, rollback
+    from .versions import FinetuneError, rollback
 
     try:
         change = rollback(args.model_dir, to=args.to)

@@ -19,7 +19,7 @@ The loop, in the order it runs:
    MAX_MNIST_DROP_PP and hold-out accuracy does not drop.
 
 The current model's ``metadata.json`` keeps ``previous_versions``, the versions
-it replaced, most recent last: `rollback()` restores the last of them.
+it replaced, most recent last: `versions.rollback()` restores the last of them.
 `simulate()` runs the whole loop on digits from other writers (optdigits) in
 temporary folders, as `make finetune-demo` and notebook 04 show.
 """
@@ -27,7 +27,6 @@ temporary folders, as `make finetune-demo` and notebook 04 show.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import shutil
@@ -40,19 +39,15 @@ from pathlib import Path
 import numpy as np
 
 from . import config, data, feedback, realinputs
-from .atomic import atomic_write_bytes
 from .quiet_tensorflow import keras, tf
 from .evaluate import accuracy_on, preprocess_all
-from .model import Classifier, load_classifier, metadata_file_for, save_model
+from .model import Classifier, load_classifier, save_model
 from .preprocess import PREPROCESSING_VERSION, preprocess_files
 from .train import augment, code_version
+from .versions import FinetuneError, find_base, model_file, new_version_name, promote_version, versions_dir
 
 MAX_MNIST_DROP_PP = 0.2  # promotion: MNIST test accuracy may fall by at most this many percentage points ...
 MIN_HOLDOUT_GAIN_PP = 0.0  # ... and feedback hold-out accuracy must rise by at least this many (0: must not drop)
-
-
-class FinetuneError(RuntimeError):
-    """Fine-tuning or rollback cannot go on; the message is meant for a person."""
 
 
 # 1. Retrieve -----------------------------------------------------------------------------
@@ -255,67 +250,7 @@ def _mnist_test() -> tuple[np.ndarray, np.ndarray]:
     return data.to_model_input(test.images), test.labels.astype(np.int32)
 
 
-# 5. Versions, promotion, rollback ---------------------------------------------------------
-
-
-def _model_file(model_dir: Path) -> Path:
-    return model_dir / config.model_path().name
-
-
-def _versions_dir(model_dir: Path) -> Path:
-    return model_dir / "versions"
-
-
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def list_versions(model_dir: Path | None = None) -> list[dict]:
-    """Metadata of every saved version, oldest first, each with "current": True for the model in use."""
-    model_dir = Path(model_dir or config.model_dir())
-    current = _read_json(metadata_file_for(_model_file(model_dir))).get("version")
-    versions = [_read_json(path) for path in sorted(_versions_dir(model_dir).glob("*.json"))]
-    versions = [meta for meta in versions if meta.get("version")]
-    if current and current not in {meta["version"] for meta in versions}:
-        versions.append(_read_json(metadata_file_for(_model_file(model_dir))))
-    versions.sort(key=lambda meta: (str(meta.get("created", "")), meta["version"]))
-    return [{**meta, "current": meta["version"] == current} for meta in versions]
-
-
-def _is_base(meta: dict) -> bool:
-    return meta.get("kind") == "base" or ("kind" not in meta and not meta.get("parent"))
-
-
-def find_base(model_dir: Path) -> tuple[Path, dict]:
-    """The base model of the current one (following `parent`), else the newest base version."""
-    current = _read_json(metadata_file_for(_model_file(model_dir)))
-    by_version = {meta["version"]: meta for meta in list_versions(model_dir)}
-    meta, seen = current, set()
-    while meta and not _is_base(meta) and meta.get("version") not in seen:
-        seen.add(meta.get("version"))
-        meta = by_version.get(meta.get("parent"), {})
-    if meta and not _is_base(meta):
-        meta = {}
-    if not meta:
-        bases = [meta for meta in by_version.values() if _is_base(meta)]
-        if not bases:
-            raise FinetuneError(f"No base model in {model_dir}: train one with `python -m digit_classifier train`.")
-        meta = bases[-1]
-    path = _versions_dir(model_dir) / f"{meta['version']}.keras"
-    if not path.is_file() and meta.get("version") == current.get("version"):
-        path = _model_file(model_dir)
-    if not path.is_file():
-        raise FinetuneError(f"The base model {meta['version']} is missing: expected {path}.")
-    return path, meta
-
-
-def _new_version_name(model_dir: Path, created: datetime, feedback_sha256: str) -> str:
-    stem = f"ft-{created:%Y%m%d-%H%M%S}-{feedback_sha256[:6]}"
-    name, attempt = stem, 1
-    while (_versions_dir(model_dir) / f"{name}.keras").exists():
-        attempt += 1
-        name = f"{stem}-{attempt}"
-    return name
+# 5. Promotion (versions, installing and rollback live in versions.py) ----------------------
 
 
 def promotion_decision(before: dict, after: dict, max_mnist_drop: float, min_holdout_gain: float) -> tuple[bool, str]:
@@ -330,55 +265,6 @@ def promotion_decision(before: dict, after: dict, max_mnist_drop: float, min_hol
         reasons.append(f"feedback hold-out {holdout_change:+.2f} pp (required: {min_holdout_gain:+.2f} pp or more)")
         promote &= holdout_change >= min_holdout_gain - 1e-9
     return promote, "; ".join(reasons)
-
-
-def install(model_dir: Path, version: str, previous_versions: list[str]) -> dict:
-    """Make versions/<version> the current model: model.keras, then metadata.json, each replaced atomically."""
-    source = _versions_dir(model_dir) / f"{version}.keras"
-    if not source.is_file():
-        raise FinetuneError(f"Version {version} is missing: expected {source}.")
-    metadata = {
-        **_read_json(metadata_file_for(source)),
-        "installed_at": _utc_now(),
-        "previous_versions": previous_versions,
-    }
-    atomic_write_bytes(_model_file(model_dir), source.read_bytes())
-    atomic_write_bytes(metadata_file_for(_model_file(model_dir)), (json.dumps(metadata, indent=2) + "\n").encode())
-    return metadata
-
-
-def _promote(model_dir: Path, version: str) -> dict:
-    current = _read_json(metadata_file_for(_model_file(model_dir)))
-    history = list(current.get("previous_versions", []))
-    if current.get("version"):
-        history.append(current["version"])
-    return install(model_dir, version, history)
-
-
-def rollback(model_dir: Path | None = None, to: str | None = None) -> dict:
-    """Restore the version the current model replaced (or `to`); -> {"from", "to"}."""
-    model_dir = Path(model_dir or config.model_dir())
-    current = _read_json(metadata_file_for(_model_file(model_dir)))
-    history = list(current.get("previous_versions", []))
-    if to and to == current.get("version"):
-        raise FinetuneError(f"{to} is already the current model.")
-    if to:
-        target, remaining = to, history + ([current["version"]] if current.get("version") else [])
-    elif history:
-        target, remaining = history[-1], history[:-1]
-    elif current.get("parent"):
-        target, remaining = current["parent"], []
-    else:
-        raise FinetuneError(f"Nothing to roll back to: {current.get('version', 'the current model')} replaced no other version.")
-    install(model_dir, target, remaining)
-    return {"from": current.get("version"), "to": target}
-
-
-def _utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-# The whole loop --------------------------------------------------------------------------
 
 
 def finetune(
@@ -417,7 +303,7 @@ def finetune(
         return result
 
     sets = {"mnist_test": _mnist_test(), "feedback_holdout": _arrays(holdout), "feedback_train": _arrays(train_part)}
-    current = load_classifier(_model_file(model_dir))
+    current = load_classifier(model_file(model_dir))
     base_file, base_meta = find_base(model_dir)
     result["before"] = measure(current, sets)
     clock.lap("evaluate_before")
@@ -437,15 +323,15 @@ def finetune(
         return result
 
     created = datetime.now(timezone.utc)
-    version = _new_version_name(model_dir, created, collected.sha256)
+    version = new_version_name(model_dir, created, collected.sha256)
     result["after"]["model_version"] = version
     metadata = _version_metadata(version, created, base_meta, current.version, collected, result, settings, promote, clock)
-    save_model(model, metadata, _versions_dir(model_dir) / f"{version}.keras")
+    save_model(model, metadata, versions_dir(model_dir) / f"{version}.keras")
     result["version"] = version
     if promote:
-        _promote(model_dir, version)
+        promote_version(model_dir, version)
         result["promoted"] = True
-        result["message"] = f"Promoted {version} to the current model ({_model_file(model_dir)}): {why}."
+        result["message"] = f"Promoted {version} to the current model ({model_file(model_dir)}): {why}."
     else:
         result["message"] = f"Kept {current.version} as the current model; {version} is saved but not promoted: {why}."
     clock.lap("save")
@@ -539,19 +425,6 @@ def report_lines(result: dict) -> list[str]:
     return lines
 
 
-def version_lines(versions: list[dict]) -> list[str]:
-    """`models` output: one line per version, the current one marked with *."""
-    lines = [f"  {'version':30} {'kind':10} {'parent':22} {'created':26} {'MNIST test':>10}  feedback"]
-    for meta in versions:
-        accuracy = meta.get("test_accuracy")
-        shown = f"{100 * accuracy:8.2f} %" if isinstance(accuracy, (int, float)) else f"{'-':>10}"
-        count = meta.get("feedback", {}).get("count", "-")
-        marker = "*" if meta["current"] else " "
-        note = "" if meta.get("kind") != "finetuned" or meta.get("promoted") else "  (not promoted)"
-        lines.append(f"{marker} {meta['version']:30} {meta.get('kind', '?'):10} {str(meta.get('parent') or '-'):22} {str(meta.get('created', '-')):26} {shown}  {count}{note}")
-    return lines
-
-
 # Simulation ------------------------------------------------------------------------------
 
 DEMO_FEEDBACK_SHARE = 0.7  # share of the optdigits images that people "upload"; the rest is held out
@@ -586,8 +459,8 @@ def _copy_model_dir(source: Path, target: Path) -> None:
     target.mkdir(parents=True)
     for name in (config.model_path().name, config.metadata_path().name):
         shutil.copy2(source / name, target / name)
-    if _versions_dir(source).is_dir():
-        shutil.copytree(_versions_dir(source), _versions_dir(target))
+    if versions_dir(source).is_dir():
+        shutil.copytree(versions_dir(source), versions_dir(target))
 
 
 def simulate(work_dir: Path | None = None, source_model_dir: Path | None = None, *, epochs: int = EPOCHS, seed: int = config.SEED, verbose: int = 0) -> dict:
@@ -610,14 +483,14 @@ def simulate(work_dir: Path | None = None, source_model_dir: Path | None = None,
     images, labels = realinputs.optdigits_set()
     pool, held = demo_split(len(labels))
     held_sources, held_labels = [images[i] for i in held], labels[held]
-    before = load_classifier(_model_file(model_dir))
+    before = load_classifier(model_file(model_dir))
     held_before = accuracy_on(before, held_sources, held_labels)
     saved = collect_mistakes(before, [images[i] for i in pool], labels[pool], [f"optdigits-{i:04d}.png" for i in pool], feedback_root)
 
     result = finetune(feedback_root, model_dir, epochs=epochs, seed=seed, verbose=verbose)
     held_after = held_before
     if result["version"]:
-        candidate = load_classifier(_versions_dir(model_dir) / f"{result['version']}.keras")
+        candidate = load_classifier(versions_dir(model_dir) / f"{result['version']}.keras")
         held_after = accuracy_on(candidate, held_sources, held_labels)
     return _demo_summary(work_dir, len(pool), saved, held_before, held_after, result)
 

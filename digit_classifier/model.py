@@ -19,6 +19,7 @@ import numpy as np
 from . import config
 from .quiet_tensorflow import keras, tf
 from .atomic import atomic_write_bytes
+from .versions import metadata_file_for
 
 CONV_WIDTHS = (32, 64)  # filters in each of the two blocks of two 3x3 convolutions
 DENSE_UNITS = 128
@@ -79,14 +80,6 @@ class Classifier:
             return np.zeros((0, config.NUM_CLASSES), dtype=np.float32)
         chunks = [self._call(tf.constant(images[i : i + batch_size])).numpy() for i in range(0, len(images), batch_size)]
         return np.concatenate(chunks)
-
-
-def metadata_file_for(model_file: Path) -> Path:
-    """`model/model.keras` -> `model/metadata.json`; `versions/<v>.keras` -> `versions/<v>.json`."""
-    model_file = Path(model_file)
-    if model_file.name == config.model_path().name:
-        return model_file.with_name(config.metadata_path().name)
-    return model_file.with_suffix(".json")
 
 
 def load_metadata(model_file: Path) -> dict:

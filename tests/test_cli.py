@@ -128,3 +128,20 @@ def test_a_worker_that_dies_gives_an_error_line_not_a_traceback(tmp_path, mnist_
     monkeypatch.chdir("/")
     assert main(["predict", str(tmp_path), "--workers", "2"]) == 1
     assert "error: a preprocessing worker process ended unexpectedly" in capsys.readouterr().err
+
+
+def test_models_and_rollback_answer_without_loading_tensorflow(tmp_path):
+    import shutil
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(config.model_dir(), model_dir)
+    script = (
+        "import sys\n"
+        "from digit_classifier.__main__ import main\n"
+        f"listed = main(['models', '--model-dir', {str(model_dir)!r}])\n"
+        f"rolled = main(['rollback', '--model-dir', {str(model_dir)!r}])\n"
+        "print('exit codes', listed, rolled, 'tensorflow loaded:', 'tensorflow' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=config.REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.stdout.splitlines()[-1] == "exit codes 0 1 tensorflow loaded: False", result.stdout + result.stderr
+    assert "Nothing to roll back" in result.stderr

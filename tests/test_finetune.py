@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digit_classifier import config, feedback, finetune
+from digit_classifier import config, feedback, finetune, versions
 
 FAST = {"epochs": 1, "steps": 5}  # a few training steps: enough to exercise the loop, not to learn
 
@@ -214,23 +214,23 @@ def test_promotion_then_rollback_restores_the_previous_version(model_dir, store)
     assert (model_dir / "model.keras").read_bytes() == version_file.read_bytes()
     current = json.loads((model_dir / "metadata.json").read_text())
     assert current["version"] == result["version"] and current["previous_versions"] == [base_meta["version"]]
-    assert finetune.find_base(model_dir)[1]["version"] == base_meta["version"]
+    assert versions.find_base(model_dir)[1]["version"] == base_meta["version"]
     tuned, base = load_classifier(version_file).model, load_classifier(model_dir / "versions" / f"{base_meta['version']}.keras").model
     for layer in base.layers:
         same = all(np.array_equal(a, b) for a, b in zip(layer.get_weights(), tuned.get_layer(layer.name).get_weights()))
         assert same == (layer.__class__.__name__ == "BatchNormalization" or not layer.get_weights()), layer.name
 
-    assert finetune.rollback(model_dir) == {"from": result["version"], "to": base_meta["version"]}
+    assert versions.rollback(model_dir) == {"from": result["version"], "to": base_meta["version"]}
 
     assert (model_dir / "model.keras").read_bytes() == base_bytes
     restored = json.loads((model_dir / "metadata.json").read_text())
     assert restored["version"] == base_meta["version"] and restored["previous_versions"] == []
-    with pytest.raises(finetune.FinetuneError, match="Nothing to roll back"):
-        finetune.rollback(model_dir)
+    with pytest.raises(versions.FinetuneError, match="Nothing to roll back"):
+        versions.rollback(model_dir)
     listing = run_cli("models", "--json", model_dir=model_dir, feedback_dir=store)
-    versions = json.loads(listing.stdout)
-    assert [v["version"] for v in versions if v["current"]] == [base_meta["version"]]
-    assert {v["version"] for v in versions} == {base_meta["version"], result["version"]}
+    listed = json.loads(listing.stdout)
+    assert [v["version"] for v in listed if v["current"]] == [base_meta["version"]]
+    assert {v["version"] for v in listed} == {base_meta["version"], result["version"]}
 
 
 def test_cli_json_reports_before_and_after_and_warns_about_skipped_files(model_dir, store):
