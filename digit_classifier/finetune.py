@@ -43,7 +43,7 @@ from .quiet_tensorflow import keras, tf
 from .evaluate import accuracy_on, preprocess_all
 from .model import Classifier, load_classifier, save_model
 from .preprocess import PREPROCESSING_VERSION, preprocess_files
-from .train import augment, code_version
+from .train import augment, code_version, without_autotuner
 from .versions import FinetuneError, find_base, model_file, new_version_name, promote_version, versions_dir
 
 MAX_MNIST_DROP_PP = 0.2  # promotion: MNIST test accuracy may fall by at most this many percentage points ...
@@ -202,7 +202,7 @@ def mixed_batches(x_feedback: np.ndarray, y_feedback: np.ndarray, steps: int, se
         replay_part[chosen] = len(x_feedback) + rng.choice(np.flatnonzero(replay.labels == digit), size=chosen.sum())
     indices = np.concatenate([feedback_part, replay_part], axis=1).astype(np.int32)
     images, labels = tf.constant(pool_x), tf.constant(pool_y)
-    return (
+    return without_autotuner(
         tf.data.Dataset.from_tensor_slices(indices)
         .map(lambda batch: (augment(tf.gather(images, batch)), tf.gather(labels, batch)))
         .prefetch(tf.data.AUTOTUNE)

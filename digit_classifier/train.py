@@ -90,7 +90,21 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, training: bool, 
     ds = ds.batch(batch_size)
     if training:
         ds = ds.map(lambda images, labels: (augment(images), labels), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return without_autotuner(ds.prefetch(tf.data.AUTOTUNE))
+
+
+def without_autotuner(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """Switch off tf.data's autotuning thread (AUTOTUNE then means: as many as there are cores).
+
+    That thread sleeps between optimisation rounds, for up to a minute as a run
+    goes on, and destroying an iterator waits for it to wake: Keras makes a new
+    iterator every epoch, so most epochs began with all threads asleep for
+    30-35 s (81 s instead of 47 s on 2 cores), and fit() waited as long again
+    at the end. Epochs are as fast without it.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
 
 
 def learning_rate_schedule(steps_per_epoch: int, epochs: int) -> keras.optimizers.schedules.LearningRateSchedule:
@@ -156,13 +170,10 @@ def train(
     timer = EpochTimer()
     started = time.perf_counter()
     history = model.fit(
-        # One endless iterator for the whole run, `steps` batches (one pass) per epoch: when Keras made
-        # a new iterator every epoch, most epochs began with a ~35 s stall on 2 cores (81 s vs 47 s).
-        make_dataset(x_train, y_train, batch_size, training=True, seed=seed).repeat(),
-        steps_per_epoch=steps,
+        make_dataset(x_train, y_train, batch_size, training=True, seed=seed),
         validation_data=make_dataset(x_val, y_val, 1024, training=False, seed=seed),
         epochs=epochs,
-        shuffle=False,  # the dataset reshuffles itself on every pass
+        shuffle=False,  # the dataset reshuffles itself every epoch
         callbacks=[timer],
         verbose=verbose,
     )
