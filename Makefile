@@ -18,7 +18,7 @@ app: $(STAMP)  ## run the Streamlit app on http://localhost:8501
 test: $(STAMP)  ## the whole test suite, browser tests included
 	$(PY) -m pytest
 
-train: $(STAMP)  ## retrain the model from scratch into model/ (15-20 minutes on 2 cores)
+train: $(STAMP)  ## retrain the model from scratch into model/ (about 12 minutes on 2 cores)
 	$(PY) -m digit_classifier train
 
 evaluate: $(STAMP)
@@ -39,7 +39,7 @@ models: $(STAMP)  ## list the model versions, * marks the current one
 rollback: $(STAMP)  ## make the version the current model replaced current again (ARGS="--to VERSION")
 	$(PY) -m digit_classifier rollback $(ARGS)
 
-bench: $(STAMP)  ## every benchmark (about 25 minutes, 18 of them training); JSON in benchmarks/out/, figures in docs/BENCHMARKS.md
+bench: $(STAMP)  ## every benchmark (about 20 minutes, 12 of them training); JSON in benchmarks/out/, figures in docs/BENCHMARKS.md
 	$(PY) benchmarks/bench_inference.py
 	$(PY) benchmarks/bench_app.py
 	$(PY) benchmarks/bench_finetune.py
