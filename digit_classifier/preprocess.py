@@ -139,7 +139,7 @@ class PreprocessedFiles(Iterator[tuple[str, np.ndarray | None, str | None]]):
         if self.workers < 2:
             self._results = map(preprocess_file, paths)
             return
-        self._pool = [worker.start("preprocess_file", paths[k :: self.workers]) for k in range(self.workers)]
+        self._pool = [worker.Worker("preprocess_file", paths[k :: self.workers]) for k in range(self.workers)]
         self._results = None
 
     def __next__(self) -> tuple[str, np.ndarray | None, str | None]:
@@ -325,15 +325,18 @@ def open_reduced(source: ImageSource) -> tuple[Image.Image, tuple[int, int]]:
         image = open_image(source, hand_off_large=True)
     except _DecodeElsewhere as handed_off:
         try:
-            return next(worker.start("open_reduced", [handed_off.source]))
+            return next(worker.Worker("open_reduced", [handed_off.source]))
         except worker.WorkerFailed as error:
             raise ImageTooLargeError("The image is too large to decode with the memory available (the process decoding it stopped).") from error
-    return _reduced(standard_mode(image)), image.size
+    return _standard_and_reduced(image)
 
 
 def _open_reduced_here(source: ImageSource) -> tuple[Image.Image, tuple[int, int]]:
     """What a worker runs for `open_reduced`."""
-    image = open_image(source)
+    return _standard_and_reduced(open_image(source))
+
+
+def _standard_and_reduced(image: Image.Image) -> tuple[Image.Image, tuple[int, int]]:
     return _reduced(standard_mode(image)), image.size
 
 
@@ -356,8 +359,7 @@ def _reduced(image: Image.Image) -> Image.Image:
 
 
 def _working_size(image: Image.Image) -> Image.Image:
-    """Standard mode, scaled so the longest side is between WORK_MIN_SIDE and WORK_MAX_SIDE."""
-    image = _reduced(standard_mode(image))
+    """An `open_reduced` image, enlarged when small so the longest side is at least WORK_MIN_SIDE."""
     longest = max(image.size)
     if longest < WORK_MIN_SIDE:
         factor = -(-WORK_MIN_SIDE // longest)

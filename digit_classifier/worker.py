@@ -35,10 +35,6 @@ def in_worker() -> bool:
     return os.environ.get(IN_WORKER) == "1"
 
 
-def start(task: str, arguments: list) -> "Worker":
-    return Worker(task, arguments)
-
-
 class Worker:
     """One worker process running `task` on each of `arguments`; iterate for the results, in order."""
 

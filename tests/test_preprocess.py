@@ -448,7 +448,7 @@ def test_workers_never_rerun_the_callers_script(tmp_path, batch_of_files):
 def test_a_worker_that_dies_is_reported_not_waited_for():
     from digit_classifier import worker
 
-    dying = worker.start("no such task", [1, 2])  # the worker fails before answering and exits
+    dying = worker.Worker("no such task", [1, 2])  # the worker fails before answering and exits
     with pytest.raises(worker.WorkerFailed):
         next(dying)
     assert dying.process.poll() is not None
