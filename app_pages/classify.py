@@ -146,12 +146,12 @@ def upload_result(file: UploadedFile) -> None:
     data = file.getvalue()
     with st.container(border=True):
         name = common.escape_markdown(file.name)
-        prediction, error = common.predict(data, common.model_stamp())
+        prediction, error, thumbnail = common.predict_upload(data, common.model_stamp())
         if error:
             st.error(f"**{name}**: {error}", icon=":material/error:")
             return
         row = st.container(horizontal=True, gap="large")
-        row.image(common.thumbnail(data), caption=file.name, width=160)
+        row.image(thumbnail, caption=file.name, width=160)
         with row.container():
             show_result(Sample(f"upload-{file.file_id}", data, "upload", file.name), prediction)
 

@@ -13,7 +13,7 @@ from PIL import Image
 from digit_classifier import config, ui_support
 from digit_classifier.model import Classifier, load_classifier
 from digit_classifier.predict import Prediction, predict_image
-from digit_classifier.preprocess import PreprocessError
+from digit_classifier.preprocess import PreprocessError, open_reduced
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
 
@@ -50,6 +50,18 @@ def predict(data: bytes, stamp: tuple[int, ...]) -> tuple[Prediction | None, str
         return predict_image(_load_classifier(str(config.model_path()), stamp), io.BytesIO(data)), None
     except PreprocessError as error:
         return None, str(error)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def predict_upload(data: bytes, stamp: tuple[int, ...]) -> tuple[Prediction | None, str | None, Image.Image | None]:
+    """An uploaded file -> (prediction, message, thumbnail), decoding it once for both (a huge picture is
+    decoded in a worker process, which takes seconds)."""
+    try:
+        reduced, _ = open_reduced(io.BytesIO(data))
+        prediction = predict_image(_load_classifier(str(config.model_path()), stamp), reduced)
+    except PreprocessError as error:
+        return None, str(error), None
+    return prediction, None, ui_support.thumbnail(reduced)
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
