@@ -13,7 +13,8 @@ from PIL import Image
 from digit_classifier import config, ui_support
 from digit_classifier.model import Classifier, load_classifier
 from digit_classifier.predict import Prediction, predict_image
-from digit_classifier.preprocess import PreprocessError, open_reduced
+from digit_classifier.decode import open_reduced
+from digit_classifier.preprocess import PreprocessError
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
 

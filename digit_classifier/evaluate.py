@@ -16,7 +16,8 @@ from PIL import Image
 
 from . import config, data, realinputs
 from .model import Classifier
-from .preprocess import PreprocessError, open_image, preprocess
+from .decode import open_image
+from .preprocess import PreprocessError, preprocess
 
 DIGITS = list(range(config.NUM_CLASSES))
 

@@ -54,7 +54,8 @@ from PIL import Image
 
 from . import config
 from .atomic import atomic_write_bytes
-from .preprocess import PREPROCESSING_VERSION, open_reduced
+from .decode import open_reduced
+from .preprocess import PREPROCESSING_VERSION
 
 FORMAT_VERSION = 1
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}

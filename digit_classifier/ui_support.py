@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .preprocess import ImageSource, open_reduced
+from .decode import ImageSource, open_reduced
 
 
 def file_stamp(*paths: Path) -> tuple[int, ...]:

@@ -1,9 +1,11 @@
 """Preprocessing in other processes: for batches of files, and for pictures too large to decode here.
 
 Each worker is a fresh `python -m digit_classifier.worker`. It reads one pickled
-request from stdin, (task name, list of arguments), and writes one pickled
+request from stdin, (function, list of arguments), and writes one pickled
 ("ok", result) or ("error", PreprocessError) per argument to stdout, in order,
-as soon as each is ready.
+as soon as each is ready. The function is any module-level function: pickle
+sends it by name and the worker imports its module, so this module knows
+nothing of its callers (they import it, never the other way round).
 
 Why not `multiprocessing`: its "spawn" start method re-runs the caller's main
 script in every worker, so a student's script without an
@@ -21,7 +23,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 IN_WORKER = "DIGIT_CLASSIFIER_WORKER"  # set in a worker's environment: workers never start workers
 _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
@@ -36,9 +38,9 @@ def in_worker() -> bool:
 
 
 class Worker:
-    """One worker process running `task` on each of `arguments`; iterate for the results, in order."""
+    """One worker process running `task` (a module-level function) on each of `arguments`; iterate for the results."""
 
-    def __init__(self, task: str, arguments: list):
+    def __init__(self, task: Callable[[Any], Any], arguments: list):
         python_path = os.pathsep.join(filter(None, [_PACKAGE_PARENT, os.environ.get("PYTHONPATH")]))
         self.remaining = len(arguments)
         self.process = subprocess.Popen(
@@ -96,16 +98,10 @@ class Worker:
         self.process.stdout.close()
 
 
-def _tasks() -> dict:
-    from . import preprocess
-
-    return {"open_reduced": preprocess._open_reduced_here, "preprocess_file": preprocess.preprocess_file}
-
-
 def main() -> None:
-    task, arguments = pickle.load(sys.stdin.buffer)
-    function = _tasks()[task]
-    from .preprocess import PreprocessError
+    from .errors import PreprocessError
+
+    function, arguments = pickle.load(sys.stdin.buffer)
 
     out = sys.stdout.buffer
     for argument in arguments:

@@ -17,7 +17,8 @@ from PIL import Image
 
 from digit_classifier import feedback
 from digit_classifier.feedback import InvalidLabelError
-from digit_classifier.preprocess import PREPROCESSING_VERSION, WORK_MAX_SIDE, UnreadableImageError, preprocess
+from digit_classifier.decode import WORK_MAX_SIDE
+from digit_classifier.preprocess import PREPROCESSING_VERSION, UnreadableImageError, preprocess
 
 METADATA_KEYS = {
     "format_version", "true_label", "predicted_label", "confidence", "probabilities", "source",

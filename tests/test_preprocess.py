@@ -15,8 +15,9 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from digit_classifier import config, data
+from digit_classifier.decode import LARGE_PIXELS
 from digit_classifier.preprocess import (
-    LARGE_PIXELS,
+
     PARALLEL_FROM,
     ImageTooLargeError,
     NoDigitFoundError,
