@@ -26,7 +26,9 @@ from pathlib import Path, PurePosixPath
 from digit_classifier import __version__, config
 
 NAME = "digit-classifier"
-EXCLUDED_PARTS = frozenset({".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".ruff_cache", "dist"})
+EXCLUDED_PARTS = frozenset(
+    {".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".ruff_cache", "dist"}
+)
 EXCLUDED_PREFIXES = (PurePosixPath("benchmarks/out"), PurePosixPath("tests/artifacts"))
 STORE = PurePosixPath("wrong_predictions")
 MODEL = PurePosixPath("model")
@@ -61,7 +63,8 @@ def _git_files(root: Path, *options: str) -> list[PurePosixPath]:
     except FileNotFoundError as error:
         raise SubmissionError("git is not installed: the submission is built from the files git tracks") from error
     except subprocess.CalledProcessError as error:
-        raise SubmissionError(f"{root} is not a git checkout: {error.stderr.decode(errors='replace').strip()}") from error
+        reason = error.stderr.decode(errors="replace").strip()
+        raise SubmissionError(f"{root} is not a git checkout: {reason}") from error
     return [PurePosixPath(name) for name in listing.decode().split("\0") if name]
 
 
@@ -125,7 +128,7 @@ def build(out_dir: Path, root: Path = config.REPO_ROOT, store: Path | None = Non
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=config.REPO_ROOT / "dist", help="folder for the zip (default: dist/)")
+    parser.add_argument("--out", type=Path, default=config.REPO_ROOT / "dist", help="the zip's folder (default: dist/)")
     parser.add_argument("--store", type=Path, default=None, help="the corrections (default: wrong_predictions/)")
     args = parser.parse_args(argv)
     try:
