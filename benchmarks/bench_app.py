@@ -14,9 +14,9 @@ the machine weighs on both alike: the floor that Streamlit and the canvas compon
 canvas alone waits 200 ms after mouse-up before it sends). Prints the numbers and writes them to
 benchmarks/out/bench_app.json (with the machine).
 
-    .venv/bin/python benchmarks/bench_app.py [--strokes 25] [--uploads 8] [--screenshot docs/app.png]
+    .venv/bin/python -m benchmarks.bench_app [--strokes 25] [--uploads 8] [--screenshot docs/app.png]
 
-Targets (issue 6): mouse-up -> prediction p50 <= 300 ms, or <= 1.2x the bare app in the same run;
+Targets: mouse-up -> prediction p50 <= 300 ms, or <= 1.2x the bare app in the same run;
 server peak RSS <= 1 GB. A missed target is reported, not turned into a failing exit code.
 """
 
@@ -33,9 +33,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from machine import describe as describe_machine, machine, save  # noqa: E402
-from app_harness import (  # noqa: E402  (the browser helpers are shared with the end-to-end tests)
+from benchmarks.machine import describe as describe_machine, machine, save
+from tools.app_harness import (
     VIEWPORT,
     digit_png,
     draw,

@@ -7,10 +7,10 @@ optdigits. It copies the current model folder and times `finetune()` end to
 end: retrieval and preprocessing, evaluation of the current model (MNIST test,
 hold-out, training part), training, the same evaluation of the result, saving
 and promotion. The 500-image run is also timed as the CLI command, process
-start and TensorFlow import included. Targets: 500 images in at most 60 s
-(issue 6; issue 4 allowed 90 s).
+start and TensorFlow import included. Target: 500 images in at most 60 s
+(an earlier target allowed 90 s).
 
-    python benchmarks/bench_finetune.py [--sizes 100 500 2000] [--no-cli] [--json]
+    .venv/bin/python -m benchmarks.bench_finetune [--sizes 100 500 2000] [--no-cli] [--json]
 """
 
 from __future__ import annotations
@@ -29,10 +29,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from digit_classifier import config, feedback, realinputs  # noqa: E402
-from machine import describe, machine, save  # noqa: E402
+from benchmarks.machine import describe, machine, save
+from digit_classifier import config, feedback, realinputs
 
 SIZES = (100, 500, 2000)
 TARGET_SECONDS = {500: 60.0}

@@ -4,7 +4,7 @@ Every figure is a median (p50) and p95 over repeated runs in this process, and
 the project's single-image path is compared with `model.predict()` on the same
 image in the same run, as a ratio, because these machines are noisy.
 
-    python benchmarks/bench_inference.py [--files 1000] [--repeats 200] [--json]
+    .venv/bin/python -m benchmarks.bench_inference [--files 1000] [--repeats 200] [--json]
 """
 
 from __future__ import annotations
@@ -23,13 +23,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from digit_classifier import config, data, realinputs  # noqa: E402
-from digit_classifier.model import load_classifier  # noqa: E402
-from digit_classifier.predict import predict_files  # noqa: E402
-from digit_classifier.preprocess import preprocess  # noqa: E402
-from machine import describe, machine, save  # noqa: E402
+from benchmarks.machine import describe, machine, save
+from digit_classifier import config, data, realinputs
+from digit_classifier.model import load_classifier
+from digit_classifier.predict import predict_files
+from digit_classifier.preprocess import preprocess
 
 
 def timings_ms(function, repeats: int) -> dict:

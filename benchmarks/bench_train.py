@@ -6,24 +6,21 @@ folder: model/ is never touched. The first epoch also builds the graph, so it
 is reported apart from the median of the others. The committed model's own
 figures (model/metadata.json) are printed alongside for reference.
 
-    .venv/bin/python benchmarks/bench_train.py [--epochs N] [--json]
+    .venv/bin/python -m benchmarks.bench_train [--epochs N] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from digit_classifier import config  # noqa: E402
-from digit_classifier.train import EPOCHS, train  # noqa: E402
-from machine import describe, machine, save  # noqa: E402
+from benchmarks.machine import describe, machine, save
+from digit_classifier import config
+from digit_classifier.train import EPOCHS, train
 
 
 def run(epochs: int) -> dict:

@@ -4,26 +4,23 @@ Times every step of `preprocess_steps` separately (median over repeated runs)
 for a 28x28 PNG file, a 280x280 canvas drawing and a 12-megapixel JPEG photo.
 With --pyinstrument KIND it also prints pyinstrument's call tree for that input.
 
-    .venv/bin/python benchmarks/profile_preprocess.py [--repeats 300] [--pyinstrument png_28x28]
+    .venv/bin/python -m benchmarks.profile_preprocess [--repeats 300] [--pyinstrument png_28x28]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench_inference import sample_inputs  # noqa: E402
-from digit_classifier import data  # noqa: E402
-from digit_classifier import preprocess as p  # noqa: E402
-from machine import describe  # noqa: E402
+from benchmarks.bench_inference import sample_inputs
+from benchmarks.machine import describe
+from digit_classifier import data
+from digit_classifier import preprocess as p
 
 
 def median_us(function, repeats: int):

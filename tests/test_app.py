@@ -14,10 +14,10 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from app_harness import APP, digit_png
 from app_pages import common
 from digit_classifier import config, feedback, predict
 from digit_classifier.preprocess import PREPROCESSING_VERSION, PreprocessError, preprocess
+from tools.app_harness import APP, digit_png
 
 RUN_TIMEOUT = 120  # the first run imports TensorFlow and loads the model
 REVIEW_PAGE = "app_pages/review.py"

@@ -70,6 +70,7 @@ def test_predict_takes_a_folder(images):
     assert len(lines) == 8 and result.returncode == 1
 
 
+@pytest.mark.slow
 def test_a_large_folder_is_read_by_worker_processes_in_order(tmp_path, mnist_test):
     from digit_classifier.preprocess import PARALLEL_FROM
 
@@ -93,6 +94,7 @@ def test_workers_must_be_a_positive_whole_number(images, workers):
     assert result.returncode == 2 and "--workers" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_json_is_one_object_matching_the_metadata():
     result = run_cli("evaluate", "--json")
     assert result.returncode == 0, result.stderr
@@ -105,6 +107,7 @@ def test_evaluate_json_is_one_object_matching_the_metadata():
     assert report["accuracy"] >= 0.996
 
 
+@pytest.mark.slow
 def test_missing_model_is_a_clear_error(tmp_path):
     result = run_cli("evaluate", "--model", tmp_path / "none.keras")
     assert result.returncode == 2

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
-from app_harness import (
+from tools.app_harness import (
     CANVAS,
     CHROMIUM,
     REPO_ROOT,
@@ -30,7 +30,10 @@ from app_harness import (
 )
 from digit_classifier import feedback
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)"),
+]
 
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 PREDICTION_TIMEOUT = 20_000  # ms; a stroke normally takes well under a second on two cores

@@ -390,6 +390,7 @@ def save_many(root: Path, worker: int, start) -> None:
         save(image, index % 10, root)
 
 
+@pytest.mark.slow
 def test_concurrent_saves_from_many_processes(tmp_path):
     context = multiprocessing.get_context("spawn")
     start = context.Event()

@@ -179,6 +179,7 @@ def test_empty_store_says_so_and_creates_no_version(model_dir, feedback_root):
     assert sorted(p.name for p in (model_dir / "versions").iterdir()) == versions_before
 
 
+@pytest.mark.slow
 def test_promotion_is_refused_when_mnist_accuracy_drops(model_dir, store):
     current = file_hashes(model_dir)
     store_before = file_hashes(store)
@@ -200,6 +201,7 @@ def test_promotion_is_refused_when_mnist_accuracy_drops(model_dir, store):
         assert metadata[key], key
 
 
+@pytest.mark.slow
 def test_promotion_then_rollback_restores_the_previous_version(model_dir, store):
     from digit_classifier.model import load_classifier
 
@@ -233,6 +235,7 @@ def test_promotion_then_rollback_restores_the_previous_version(model_dir, store)
     assert {v["version"] for v in listed} == {base_meta["version"], result["version"]}
 
 
+@pytest.mark.slow
 def test_cli_json_reports_before_and_after_and_warns_about_skipped_files(model_dir, store):
     (store / "6" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     store_before, model_before = file_hashes(store), file_hashes(model_dir)

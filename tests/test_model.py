@@ -51,6 +51,7 @@ def test_report_is_consistent(report):
 
 
 @pytest.mark.parametrize("kind", realinputs.KINDS)
+@pytest.mark.slow
 def test_accuracy_on_realistic_inputs(classifier, kind):
     result = accuracy_on(classifier, *realinputs.make_set(kind, REAL_SET_SIZE))
     assert result["accuracy"] >= REAL_INPUT_FLOORS[kind], result

@@ -21,6 +21,8 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
+pytestmark = pytest.mark.notebooks
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ("01_preprocessing.ipynb", "02_training.ipynb", "03_evaluation.ipynb", "04_finetuning.ipynb")
 CELL_TIMEOUT = 600

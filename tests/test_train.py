@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from digit_classifier import data
 from digit_classifier.model import load_classifier
 from digit_classifier.train import augment, train
 
 
+@pytest.mark.slow
 def test_tiny_training_run_learns_and_saves(tmp_path):
     model, metadata = train(out_dir=tmp_path, epochs=3, train_limit=1024, validation_size=512, verbose=0)
     losses = metadata["history"]["loss"]

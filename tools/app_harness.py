@@ -1,6 +1,6 @@
 """Drive the app for real: start `streamlit run`, open it in Debian's Chromium, draw digits with the mouse.
 
-Shared by tests/test_e2e_browser.py and benchmarks/bench_app.py. Digits are polylines in a unit
+Shared by tests/test_e2e_browser.py, tests/test_app.py and benchmarks/bench_app.py. Digits are polylines in a unit
 box, so the same shapes can be drawn on the canvas or rendered into an image file for upload.
 """
 
