@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+import cv2
 import numpy as np
 from scipy import ndimage
 
@@ -60,9 +61,322 @@ class DigitRegion:
 
 def find_scene(arrays: WorkingArrays) -> Scene:
     """The writing surface, the ink on it and the printed rulings removed from it."""
-    ink, ink_source = ink_map(arrays.luminance, arrays.alpha)
-    surface = np.ones(ink.shape, dtype=bool)
-    return Scene(surface, "whole picture", np.zeros_like(ink), ink, ink_source)
+    luminance, alpha = arrays.luminance, arrays.alpha
+    whole = np.ones(luminance.shape, dtype=bool)
+    if alpha is not None and alpha.min() < 0.9:  # a drawing or cut-out: its opaque part is the surface
+        ink, ink_source = ink_map(luminance, alpha)
+        return Scene(whole, "whole picture", np.zeros_like(ink), ink, ink_source)
+    photo = max(luminance.shape) / arrays.scale >= MIN_PHOTO_SIDE
+    found = find_surface(luminance, arrays.rgb) if photo else None
+    surface = whole if found is None else found
+    ink, ink_source = _ink_from_luminance(luminance, found, photo)
+    ink, rulings = remove_rulings(ink, surface)
+    return Scene(surface, "whole picture" if found is None else "paper on a surface", rulings, ink, ink_source)
+
+
+# 1. Surface ------------------------------------------------------------------------------
+
+SURFACE_SIDE = 256  # the surface is looked for at this size: paper edges stay sharp, ink and rulings vanish
+EDGE_STEP = 0.03  # colour change per pixel (0-1, after smoothing) that separates two surfaces
+MIN_PAPER = 0.08  # a writing surface covers at least this share of the picture ...
+MIN_SURROUND = 0.03  # ... and leaves at least this much of it around (or it is the whole picture)
+MIN_SOLIDITY = 0.85  # paper is a convex quadrilateral, seen in perspective: its area over its convex hull's
+MIN_OWN_SHARE = 0.7  # the paper's own flat pixels over its filled outline: the rest is ink, a digit is not paper
+MAX_CORNERS = 8  # the outline of paper, seen in perspective and cut by the frame, straightened at 3 % of its length
+MIN_PAPER_SIDE = 0.2  # the paper's narrow side, as a share of the picture's: strokes are narrower
+MIN_PAPER_LIFT = 0.04  # paper is at least this much brighter (0-1) than the band just outside it
+MIN_EDGE_SUPPORT = 0.6  # share of the paper's outline (inside the frame) that is a sharp edge
+SURFACE_MARGIN = 0.012  # the surface is shrunk by this share of the picture's side: its edge is never ink
+
+
+def find_surface(luminance: np.ndarray, rgb: np.ndarray | None) -> np.ndarray | None:
+    """The paper when it lies on a different surround (desk, cloth, a dark table), else None (all paper).
+
+    Paper is flat; its edge is a sharp step in colour or brightness. At a small
+    size, after a closing has removed the ink and printed lines, pixels on a
+    step are edges; the paper is a large region of non-edge pixels, solid
+    (its filled outline is close to its convex hull), that leaves a surround
+    and is mostly its own colour inside. A shadow's edge is soft (no step), so
+    the shadowed part of a page stays part of the page, and an outline that
+    is mostly soft is refused. Among candidates the largest is the paper. The surface returned is that region with its
+    holes (the ink) filled, shrunk by a margin, at working resolution; a hand
+    or an object reaching over the paper's edge stays outside it.
+    """
+    height, width = luminance.shape
+    factor = SURFACE_SIDE / max(height, width)
+    size = (max(8, round(width * factor)), max(8, round(height * factor)))
+    colour = rgb if rgb is not None else luminance[..., None]
+    small = cv2.resize(colour, size, interpolation=cv2.INTER_AREA)
+    if small.ndim == 2:
+        small = small[..., None]
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+    closed = cv2.GaussianBlur(cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel), (0, 0), 1.0)
+    if closed.ndim == 2:
+        closed = closed[..., None]
+    step = np.zeros(closed.shape[:2], dtype=np.float32)
+    for channel in range(closed.shape[2]):
+        gx = cv2.Sobel(closed[..., channel], cv2.CV_32F, 1, 0, ksize=3) / 8
+        gy = cv2.Sobel(closed[..., channel], cv2.CV_32F, 0, 1, ksize=3) / 8
+        step = np.maximum(step, np.hypot(gx, gy))
+    small_luminance = cv2.resize(luminance, size, interpolation=cv2.INTER_AREA)
+    closed_luminance = closed.mean(axis=2)
+    # Paper is the bright side of the picture: splitting by brightness too keeps a gap in its edge
+    # (a soft shadow along one side, a corner cut by the frame) from joining it to the desk.
+    level, _ = cv2.threshold(np.clip(closed_luminance * 255, 0, 255).astype(np.uint8), 0, 255, cv2.THRESH_OTSU)
+    edges = cv2.dilate((step >= EDGE_STEP).astype(np.uint8), np.ones((3, 3), np.uint8), iterations=2)
+    flat = ((step < EDGE_STEP) & (closed_luminance * 255 > level)).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=4)
+    total = flat.size
+    inner = np.zeros(flat.shape, dtype=bool)
+    inner[3:-3, 3:-3] = True  # the outline along the frame is no edge of the paper
+    best, best_area = None, 0
+    for index in np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= MIN_PAPER * total):
+        if index == 0 and not flat[labels == 0].any():
+            continue
+        region = (labels == index).astype(np.uint8)
+        filled = _filled(region)
+        area = int(filled.sum())
+        if area > (1 - MIN_SURROUND) * total or stats[index, cv2.CC_STAT_AREA] < MIN_OWN_SHARE * area:
+            continue
+        hull, corners = _hull_mask(filled)
+        if hull.sum() > (1 - MIN_SURROUND) * total or area < MIN_SOLIDITY * hull.sum() or corners > MAX_CORNERS:
+            continue
+        (_, _), (side_a, side_b), _ = cv2.minAreaRect(cv2.findNonZero(filled))
+        if min(side_a, side_b) < MIN_PAPER_SIDE * min(size):  # a long thick stroke is no sheet of paper
+            continue
+        brightness = float(np.median(small_luminance[region > 0]))
+        ring = (cv2.dilate(hull, kernel) > 0) & (hull == 0)
+        if not ring.any() or brightness < float(np.median(small_luminance[ring])) + MIN_PAPER_LIFT:
+            continue  # paper is brighter than what it lies on; the inside of a loop of ink is not
+        outline = (filled > 0) & (cv2.erode(filled, np.ones((3, 3), np.uint8)) == 0) & inner
+        if outline.any() and edges[outline].mean() < MIN_EDGE_SUPPORT:
+            continue  # its outline is mostly soft: lighting or a shadow, not the edge of a sheet
+        if area > best_area:  # the filled outline, not the hull: a hand over the edge stays out
+            best, best_area = filled, area
+    if best is None:
+        return None
+    margin = max(1, round(SURFACE_MARGIN * SURFACE_SIDE))
+    best = cv2.erode(best, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1)))
+    return cv2.resize(best, (width, height), interpolation=cv2.INTER_NEAREST) > 0
+
+
+def _filled(region: np.ndarray) -> np.ndarray:
+    """A binary region with its holes filled (the ink and whatever lies inside the paper)."""
+    contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    filled = np.zeros_like(region)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    return filled
+
+
+def _hull_mask(region: np.ndarray) -> tuple[np.ndarray, int]:
+    """The region's convex hull, and its number of corners (a sheet of paper, even cut by the frame, has few)."""
+    hull_points = cv2.convexHull(cv2.findNonZero(region))
+    hull = np.zeros_like(region)
+    cv2.fillConvexPoly(hull, hull_points, 1)
+    corners = len(cv2.approxPolyDP(hull_points, 0.03 * cv2.arcLength(hull_points, True), True))
+    return hull, corners
+
+
+# 3. Rulings ------------------------------------------------------------------------------
+
+RULING_SIDE = 384  # rulings are looked for at this size (lines stay at least a pixel wide)
+RULING_ANGLES = np.arange(-12.0, 12.01, 0.5)  # degrees from the row direction: a page tilted by up to 12 degrees
+SEGMENTS = 16  # a line is followed in this many pieces along its length (curved pages, converging lines)
+MIN_LINE_CONTRAST = 0.015  # mean ink along a line above its surroundings (0-1): faint blue rulings pass
+MIN_SPAN = 0.6  # a printed line is seen in at least this share of the pieces it crosses; strokes are shorter
+MIN_FAMILY = 2  # rulings come several at a time (a lone long stroke is not a ruling)
+MAX_LINE_WOBBLE = 1.0  # median distance (pixels at RULING_SIDE) of a line's pieces from its fitted curve
+FAMILY_ROUNDS = 3  # converging lines of one family are found in up to this many rounds
+LINE_RESIDUE = 0.25  # ink left on a line weaker than this share of the line's own darkness is the line's
+
+
+@dataclass(frozen=True)
+class _Line:
+    centre: np.ndarray  # row of the line's centre at every column (working resolution)
+    half_width: float  # pixels either side of the centre that the line covers
+
+
+def remove_rulings(ink: np.ndarray, surface: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ink with printed lines removed, and what was removed (same shape; 0 where there are no lines).
+
+    Lines running across the page (ruled paper, the rows of a grid) are found
+    first; then lines running down it (a grid's columns, a margin line), which
+    on their own must be several, or accompany lines across.
+    """
+    cleaned = ink.copy()
+    across = _erase_family(cleaned, surface, MIN_FAMILY)
+    down = _erase_family(cleaned.T, surface.T, 1 if across else MIN_FAMILY)  # a transposed view writes into `cleaned`
+    if not across and not down:
+        return ink, np.zeros_like(ink)
+    return cleaned, np.clip(ink - cleaned, 0, None)
+
+
+def _erase_family(ink: np.ndarray, surface: np.ndarray, min_family: int) -> int:
+    """Find and erase lines along the rows of `ink`, in place; a few rounds, because in perspective the
+    lines of one family converge and each round finds those that share its dominant angle. -> lines erased."""
+    erased = 0
+    for _ in range(FAMILY_ROUNDS):
+        lines = _find_lines(ink, surface, min_family if not erased else 1)
+        if not lines:
+            break
+        _erase(ink, lines)
+        erased += len(lines)
+    return erased
+
+
+def _find_lines(ink: np.ndarray, surface: np.ndarray, min_family: int) -> list[_Line]:
+    """Printed lines running along the rows of `ink` (within RULING_ANGLES), as fitted curves."""
+    height, width = ink.shape
+    factor = RULING_SIDE / max(height, width)
+    size = (max(8, round(width * factor)), max(8, round(height * factor)))
+    small = cv2.resize(np.clip(ink, 0, 1) * surface, size, interpolation=cv2.INTER_AREA)
+    paper = cv2.resize(surface.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.5
+    paper[:, 1::2] = False  # every other column is enough to find lines along the rows, and twice as fast
+    ys, xs = np.nonzero(paper)
+    values = small[ys, xs]
+    if len(values) < 32:
+        return []
+    ys, xs = ys.astype(np.float32), xs.astype(np.float32)
+
+    def projection(degrees: float):
+        theta = np.deg2rad(degrees)
+        offsets = ys * np.cos(theta) - xs * np.sin(theta)
+        bins = np.round(offsets - offsets.min()).astype(np.int64)
+        mean = np.bincount(bins, values) / np.maximum(np.bincount(bins), 1)
+        score = float(np.sum(np.clip(mean - ndimage.median_filter(mean, 9, mode="nearest"), 0, None) ** 2))
+        return score, (theta, offsets, bins, mean)
+
+    # Coarse to fine: a sharp peak appears within a degree of the lines' angle.
+    coarse = max((projection(d) for d in RULING_ANGLES[::3]), key=lambda found: found[0])
+    centre = np.rad2deg(coarse[1][0])
+    fine = [projection(d) for d in np.arange(centre - 1.0, centre + 1.01, 0.25) if d != centre]
+    theta, offsets, bins, mean = max([coarse, *fine], key=lambda found: found[0])[1]
+    counts = np.bincount(bins)
+    lift = mean - ndimage.median_filter(mean, 9, mode="nearest")
+    peaks = np.flatnonzero(
+        (lift > MIN_LINE_CONTRAST) & (lift >= np.roll(lift, 1)) & (lift > np.roll(lift, -1)) & (counts >= 0.3 * counts.max())
+    )
+    along = xs * np.cos(theta) + ys * np.sin(theta)
+    pieces = np.minimum((SEGMENTS * (along - along.min()) / max(float(np.ptp(along)), 1.0)).astype(np.int64), SEGMENTS - 1)
+    lines = []
+    for peak in peaks:
+        line = _follow(peak, bins, pieces, values, along, offsets.min(), lift, theta, factor, width)
+        if line is not None:
+            lines.append(line)
+    return lines if len(lines) >= min_family else []
+
+
+def _follow(peak, bins, pieces, values, along, offset0, lift, theta, factor, width) -> _Line | None:
+    """Follow one candidate line piece by piece, letting it drift (a curved page, converging lines);
+    None when it is not seen along most of its length."""
+    reach = 9
+    close = np.abs(bins - peak) <= reach
+    offsets = (bins[close] - peak + reach).astype(np.int64)
+    piece_of, values_close, along_close = pieces[close], values[close], along[close]
+    cells = piece_of * (2 * reach + 1) + offsets
+    size = SEGMENTS * (2 * reach + 1)
+    counts = np.bincount(cells, minlength=size).reshape(SEGMENTS, -1)
+    profile = np.bincount(cells, values_close, minlength=size).reshape(SEGMENTS, -1) / np.maximum(counts, 1)
+    positions = np.bincount(cells, along_close, minlength=size).reshape(SEGMENTS, -1) / np.maximum(counts, 1)
+    crossed = np.flatnonzero(counts.sum(1) >= 4 * (2 * reach + 1) // 3)
+    if len(crossed) == 0:
+        return None
+
+    def found(piece: int, expected: int) -> tuple[float, float, float] | None:
+        """(position along, offset, contrast) of the line in one piece, near `expected`."""
+        window = np.arange(max(1, expected - 2), min(2 * reach, expected + 2) + 1)
+        best = int(window[np.argmax(profile[piece, window])])
+        paper = np.r_[profile[piece, : max(0, best - 3)], profile[piece, best + 4 :]]
+        paper_level = float(np.median(paper))
+        noise = 1.4826 * float(np.median(np.abs(paper - paper_level)))
+        contrast = float(profile[piece, best]) - paper_level
+        if contrast <= max(MIN_LINE_CONTRAST / 2, 3 * noise):
+            return None
+        around = np.arange(max(0, best - 1), min(2 * reach, best + 1) + 1)
+        excess = np.clip(profile[piece, around] - paper_level, 0, None) + 1e-6
+        return float(positions[piece, best]), float(np.average(around, weights=excess)) + peak - reach, contrast
+
+    start = int(crossed[np.argmax(profile[crossed, reach])])
+    centres, weights = [], []
+    for direction in (-1, 1):
+        expected = reach
+        piece = start if direction == -1 else start + 1
+        while 0 <= piece < SEGMENTS:
+            if counts[piece].sum() >= 4 * (2 * reach + 1) // 3:
+                seen = found(piece, expected)
+                if seen is not None:
+                    centres.append(seen[:2])
+                    weights.append(seen[2])
+                    expected = int(round(seen[1] - peak + reach))
+            piece += direction
+    if len(centres) < max(3, MIN_SPAN * len(crossed)):
+        return None
+    u, r = np.array(centres).T
+    degree = 2 if len(centres) >= 6 else 1
+    fit = np.polyfit(u, r, degree, w=np.sqrt(weights))
+    residual = np.abs(np.polyval(fit, u) - r)
+    keep = residual <= max(1.5, 2.5 * float(np.median(residual)))
+    if keep.sum() >= 3:
+        fit = np.polyfit(u[keep], r[keep], degree if keep.sum() >= 6 else 1, w=np.sqrt(np.array(weights)[keep]))
+    if float(np.median(np.abs(np.polyval(fit, u) - r))) > MAX_LINE_WOBBLE or np.median(weights) < MIN_LINE_CONTRAST:
+        return None  # printed lines are straight or gently bent, and as dark all along; strokes are neither
+    level = lift[peak]
+    span = 1
+    while peak - span >= 0 and peak + span < len(lift) and max(lift[peak - span], lift[peak + span]) > level / 2:
+        span += 1
+    # Back to working pixels: points along the fitted curve, then the centre row at every column.
+    samples = np.linspace(along.min() - 5, along.max() + 5, 64)
+    rows_small = np.polyval(fit, samples) + offset0
+    x_small = samples * np.cos(theta) - rows_small * np.sin(theta)
+    y_small = samples * np.sin(theta) + rows_small * np.cos(theta)
+    order = np.argsort(x_small)
+    columns = np.arange(width, dtype=np.float32)
+    centre = np.interp((columns + 0.5) * factor - 0.5, x_small[order], y_small[order])
+    return _Line(((centre + 0.5) / factor - 0.5).astype(np.float32), max(1.0, span / factor))
+
+
+def _running_low(values: np.ndarray, block: int) -> np.ndarray:
+    """The 30th percentile of `values` in blocks of `block`, interpolated between block centres."""
+    count = -(-len(values) // block)
+    padded = np.pad(values, (0, count * block - len(values)), mode="edge").reshape(count, block)
+    levels = np.percentile(padded, 30, axis=1)
+    centres = (np.arange(count) + 0.5) * block
+    return np.interp(np.arange(len(values)), centres, levels)
+
+
+def _erase(ink: np.ndarray, lines: list[_Line]) -> None:
+    """Remove each line's own darkness from `ink` (in place), keeping the ink of strokes that cross it.
+
+    Along a line, the line's darkness is a running low percentile of the
+    darkest value across it: strokes that cross are short, so they do not move
+    it. Darkness combines multiplicatively (1 - total = (1 - line)(1 - stroke)),
+    so dividing the line out leaves a crossing stroke's ink. Where the line was
+    darker than the stroke, nothing is left of the stroke inside the band; it
+    is bridged from the ink just above and below the band.
+    """
+    height, width = ink.shape
+    columns = np.arange(width)
+    for line in lines:
+        reach = int(np.ceil(line.half_width + 2.0))
+        offsets = np.arange(-reach, reach + 1)[:, None]
+        centre = np.round(line.centre).astype(np.int64)[None, :]
+        rows = centre + offsets
+        valid = (rows >= 0) & (rows < height)
+        rows_c = np.clip(rows, 0, height - 1)
+        band = ink[rows_c, columns]
+        darkness = np.where(valid, band, 0).max(0)
+        line_level = np.clip(_running_low(darkness, max(15, width // 12)), 0, 0.95)
+        stroke = 1 - (1 - np.clip(band, None, 1)) / (1 - line_level)
+        stroke = np.where(stroke > LINE_RESIDUE * line_level, stroke, 0)
+        above = ink[np.clip(centre[0] - reach - 2, 0, height - 1), columns]
+        below = ink[np.clip(centre[0] + reach + 2, 0, height - 1), columns]
+        bridge = np.minimum(above, below)
+        crossing = bridge > np.maximum(2 * line_level * LINE_RESIDUE, 0.1)
+        stroke = np.where(crossing[None, :], np.maximum(stroke, bridge[None, :]), stroke)
+        ink[rows_c[valid], np.broadcast_to(columns, rows.shape)[valid]] = stroke[valid]
+
+
+# 2. Ink ----------------------------------------------------------------------------------
 
 
 def _border(values: np.ndarray) -> np.ndarray:
@@ -87,20 +401,74 @@ def ink_map(luminance: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray
     return _ink_from_luminance(luminance)
 
 
-def _ink_from_luminance(luminance: np.ndarray) -> tuple[np.ndarray, str]:
+def _ink_from_luminance(
+    luminance: np.ndarray, surface: np.ndarray | None = None, photo: bool = False
+) -> tuple[np.ndarray, str]:
+    """Ink against the paper's background; with a `surface`, read only inside it (0 outside).
+
+    `photo`: the picture is large enough to be a photograph, where shadows fall
+    on the paper (thumbnails and small scans are left to the lighting fit).
+    """
     smooth = ndimage.gaussian_filter(luminance, 1.0)
-    low, high = float(smooth.min()), float(smooth.max())
+    inside = smooth[surface] if surface is not None else smooth
+    low, high = float(inside.min()), float(inside.max())
     if high - low < MIN_CONTRAST:
         raise NoDigitFoundError("The image is blank or nearly uniform: no digit was found. Draw or photograph a digit.")
-    background_level = float(np.median(_border(smooth)))
+    # Polarity from the paper itself: its edge when the picture is all paper, else its typical brightness.
+    background_level = float(np.median(_border(smooth) if surface is None else inside))
     dark_ink = background_level - low > high - background_level
-    background = _background(luminance, dark_ink)
+    background = _background(luminance, dark_ink, surface)
+    if photo and dark_ink:
+        background = _under_shadows(luminance, background, surface)
     # Signed on purpose: the noise level is read from both sides of the background.
     if dark_ink:  # relative darkness, which cancels uneven lighting and paper tone
         ink = (background - luminance) / np.maximum(background, 0.05)
-        return ink.astype(np.float32), "dark ink on light background"
-    ink = (luminance - background) / np.maximum(1.0 - background, 0.05)
-    return ink.astype(np.float32), "light ink on dark background"
+        source = "dark ink on light background"
+    else:
+        ink = (luminance - background) / np.maximum(1.0 - background, 0.05)
+        source = "light ink on dark background"
+    if surface is not None:
+        ink = np.where(surface, ink, 0.0)
+    return ink.astype(np.float32), source
+
+
+MIN_PHOTO_SIDE = 256  # pictures at least this long (original pixels) may be photos: paper on a desk, shadows
+SHADOW_DEPTH = 0.88  # paper darker than this share of the fitted lighting, over a region, is in a shadow
+SHADOW_SIDE = 256  # shadows are mapped at this size: they are large and soft
+SHADOW_REACH = 31  # pixels at SHADOW_SIDE: wider than strokes there, narrower than a shadow
+SHADOW_CORE = 51  # a shadow holds a disc this wide (pixels at SHADOW_SIDE); strokes, even thick ones, do not
+MIN_SHADOW = 0.08  # share of the picture a shadow covers at least
+MAX_SHADOW_DEPTH = 0.65  # a shadow on paper takes away at most this share of the light; ink takes more
+
+
+def _under_shadows(luminance: np.ndarray, background: np.ndarray, surface: np.ndarray | None) -> np.ndarray:
+    """The background corrected where a shadow (or a reflection) lies over part of the paper.
+
+    The quadratic lighting fit cannot follow a shadow's edge. A grey closing
+    (the brightest value nearby, then the darkest) removes strokes narrower than
+    its reach and keeps the paper's own brightness, shadow included. It is
+    used only where it departs from the fit by more than lighting does, so a
+    picture without shadows keeps the fit exactly.
+    """
+    height, width = luminance.shape
+    factor = SHADOW_SIDE / max(height, width)
+    size = (max(8, round(width * factor)), max(8, round(height * factor)))
+    ratio = cv2.resize(luminance / np.maximum(background, 0.02), size, interpolation=cv2.INTER_AREA)
+    if surface is not None:
+        ratio = np.where(cv2.resize(surface.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0, ratio, 1.0)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (SHADOW_REACH, SHADOW_REACH))
+    local = cv2.GaussianBlur(cv2.morphologyEx(ratio.astype(np.float32), cv2.MORPH_CLOSE, kernel), (0, 0), 2.0)
+    departure = (local < SHADOW_DEPTH).astype(np.uint8)
+    if departure.mean() < MIN_SHADOW:
+        return background
+    core = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (SHADOW_CORE, SHADOW_CORE))
+    if not cv2.erode(departure, core).any():  # only strokes depart from the fit: no shadow
+        return background
+    depth = float(np.median(local[departure > 0]))
+    if depth < 1 - MAX_SHADOW_DEPTH:
+        return background  # far darker than shadows on paper get: that is ink (a large, blurred digit)
+    correction = cv2.resize(local, (width, height), interpolation=cv2.INTER_LINEAR)
+    return (background * correction).astype(np.float32)
 
 
 def _quadratic_terms(ys: np.ndarray, xs: np.ndarray) -> list[np.ndarray]:
@@ -117,7 +485,7 @@ def _grid_terms(height: int, width: int, step: int) -> np.ndarray:
     return terms
 
 
-def _background(luminance: np.ndarray, dark_ink: bool) -> np.ndarray:
+def _background(luminance: np.ndarray, dark_ink: bool, surface: np.ndarray | None = None) -> np.ndarray:
     """The paper's brightness at every pixel: a smooth quadratic surface fitted to the non-ink pixels.
 
     Lighting gradients and vignetting are smooth, so a quadratic captures them
@@ -129,6 +497,9 @@ def _background(luminance: np.ndarray, dark_ink: bool) -> np.ndarray:
     sample = luminance[::step, ::step]
     terms = _grid_terms(height, width, step)
     values = sample.ravel()
+    if surface is not None:  # fit the paper only, never the desk around it
+        on_paper = surface[::step, ::step].ravel()
+        terms, values = terms[on_paper], values[on_paper]
     coefficients = np.array([np.median(_border(sample)), 0, 0, 0, 0, 0], dtype=np.float32)
     extreme = values.min() if dark_ink else values.max()
     sign = 1.0 if dark_ink else -1.0  # ink lies on this side of the paper: darker (+) or brighter (-)
@@ -167,8 +538,8 @@ def locate_digit(ink: np.ndarray, surface: np.ndarray | None = None) -> DigitReg
     reach = 0.6 * max(bottom - top, right - left)
     kept = []
     for index, (mass, box) in enumerate(zip(masses, boxes)):
-        t, l, b, r = _box_of(box)
-        near = t < bottom + reach and b > top - reach and l < right + reach and r > left - reach
+        upper, leftmost, lower, rightmost = _box_of(box)
+        near = upper < bottom + reach and lower > top - reach and leftmost < right + reach and rightmost > left - reach
         if mass >= KEEP_COMPONENT * masses[main] and near:
             kept.append(index + 1)
     keep = np.zeros(count + 1, dtype=bool)
