@@ -9,6 +9,16 @@ random size, position, colours, lighting and damage. Sets are deterministic
 on digits it never saw; anything trained on them (fine-tuning demos) must use
 `split="train"`.
 
+Three sets are phone photos of paper, as people take them where they wrote:
+`notebook_photo` (a ruled, squared or dotted notebook page, pen or pencil,
+the camera turned, off-axis or over a bowed page), `desk_note` (a note
+covering 25-70 % of the picture on a wood, cloth or plain desk) and
+`shadow_photo` (plain paper under the shadow of a hand or phone, sometimes a
+glare). Each is drawn at a working resolution and enlarged to 400-1600 px a
+side, then JPEG-compressed. `blank_surface`, `ruled_page_without_writing` and
+`page_full_of_writing` render the inputs of that world that hold no single
+digit, for the preprocessing's refusals.
+
 `optdigits_set()` adds real digits from other writers: the UCI optical
 recognition set of 8x8 digits (1,797 images) that ships inside scikit-learn.
 """
