@@ -248,7 +248,11 @@ def _written(digit: np.ndarray, height: float, pen: Pen, rng: np.random.Generato
     else:
         # the skeleton at 56 px rather than 80 halves the thinning's cost (about 9 ms); pens are at least 5 % of the
         # height wide, more than the 2 % that keeps the redrawn dots overlapping at that spacing
-        ink = _restroked(digit, height, max(1.6, pen.width * height), skeleton_height=56)
+        stroke = max(1.6, pen.width * height)
+        ink = _restroked(digit, height, stroke, skeleton_height=56)
+        # a blur and a steep threshold round off the beads of the redrawn dots, as a pen's smooth edge
+        blurred = Image.fromarray(np.round(ink * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.3 * stroke))
+        ink = np.clip((np.asarray(blurred, np.float32) / 255 - 0.4) / 0.2, 0, 1)
     ink = _rotate(ink, rng.uniform(-6, 6))
     if pen.pencil:  # graphite: pressure varies along the stroke and the paper's tooth leaves light specks
         pressure = np.asarray(Image.fromarray(rng.uniform(0.6, 1.0, (4, 4)).astype(np.float32), mode="F").resize(ink.shape[::-1], Image.Resampling.BICUBIC))
@@ -415,7 +419,8 @@ def _light_field(size: tuple[int, int], rng: np.random.Generator, strength: floa
     light *= 1 - rng.uniform(0, 0.15) * (xs**2 + ys**2) * 2
     cx, cy = rng.uniform(-0.5, 0.5, 2)
     light *= 1 + rng.uniform(0, 0.1) * np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / 0.1)
-    return light
+    # the phone's exposure puts the brightest paper near white (a little blown out at times), whatever the desk
+    return light * (rng.uniform(0.92, 1.1) / float(light.max()))
 
 
 def _cast_shadow(light: np.ndarray, rng: np.random.Generator, coverage: float, darkness: float) -> np.ndarray:
@@ -721,11 +726,14 @@ def _desk_photo(digit: np.ndarray | None, rng: np.random.Generator, with_paper: 
         note_w = round(math.dist(corners[0], corners[1]))
         note_h = round(math.dist(corners[1], corners[2]))
         note = _note(digit, (max(8, note_w), max(8, note_h)), work[1], rng)
-        left, top = max(0, math.floor(min(x for x, _ in corners))), max(0, math.floor(min(y for _, y in corners)))
-        right, bottom = min(work[0], math.ceil(max(x for x, _ in corners))), min(work[1], math.ceil(max(y for _, y in corners)))
+        left, top = max(0, math.floor(min(x for x, _ in corners)) - 2), max(0, math.floor(min(y for _, y in corners)) - 2)
+        right, bottom = min(work[0], math.ceil(max(x for x, _ in corners)) + 2), min(work[1], math.ceil(max(y for _, y in corners)) + 2)
         local = [(x - left, y - top) for x, y in corners]
-        flat = [(0, 0), (note.width, 0), (note.width, note.height), (0, note.height)]
-        seen = note.transform((right - left, bottom - top), Image.Transform.PERSPECTIVE, tuple(_homography(local, flat)), Image.Resampling.BILINEAR)
+        # a transparent border, so the bilinear warp blends the note's edge into the desk instead of cutting steps
+        framed = Image.new("RGBA", (note.width + 4, note.height + 4), note.getpixel((0, 0))[:3] + (0,))  # no dark fringe
+        framed.paste(note, (2, 2))
+        flat = [(2, 2), (note.width + 2, 2), (note.width + 2, note.height + 2), (2, note.height + 2)]
+        seen = framed.transform((right - left, bottom - top), Image.Transform.PERSPECTIVE, tuple(_homography(local, flat)), Image.Resampling.BILINEAR)
         if rng.random() < 0.6:  # the note's soft shadow on the desk, falling to one side
             light = _paper_shadow(light, corners, work, rng)
         picture.paste(seen, (left, top), seen)
@@ -734,13 +742,16 @@ def _desk_photo(digit: np.ndarray | None, rng: np.random.Generator, with_paper: 
 
 
 def _paper_shadow(light: np.ndarray, corners: list, work: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """The note's soft shadow on the desk beside it (the note lies a little above the desk, lit from one side)."""
     rows, cols = light.shape
     scale = cols / work[0]
     offset = rng.uniform(-0.012, 0.012, 2) * max(work) * scale
-    mask = Image.new("L", (cols, rows), 0)
-    ImageDraw.Draw(mask).polygon([(x * scale + offset[0], y * scale + offset[1]) for x, y in corners], fill=255)
-    soft = np.asarray(mask.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.0))), np.float32) / 255
-    return light * (1 - rng.uniform(0.15, 0.45) * soft)
+    cast, paper = Image.new("L", (cols, rows), 0), Image.new("L", (cols, rows), 0)
+    ImageDraw.Draw(cast).polygon([(x * scale + offset[0], y * scale + offset[1]) for x, y in corners], fill=255)
+    ImageDraw.Draw(paper).polygon([(x * scale, y * scale) for x, y in corners], fill=255)
+    soft = np.asarray(cast.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 2.0))), np.float32) / 255
+    on_desk = 1 - np.asarray(paper.filter(ImageFilter.GaussianBlur(0.5)), np.float32) / 255  # not on the note itself
+    return light * (1 - rng.uniform(0.15, 0.45) * soft * on_desk)
 
 
 def notebook_photo(digit: np.ndarray, rng: np.random.Generator) -> bytes:
