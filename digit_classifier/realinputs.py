@@ -300,7 +300,7 @@ def _choose_ruling(rng: np.random.Generator, spacing: float, paper: tuple, style
         dark = rng.uniform(25, 80)
         colour = (dark, dark, dark + rng.uniform(0, 15))
     opacity = rng.uniform(0.25, 0.6) if faint else rng.uniform(0.3, 1.0)
-    width = max(1, round(spacing * rng.uniform(0.02, 0.07)))
+    width = max(1, round(spacing * rng.uniform(0.015, 0.05)))  # 0.1-0.25 mm lines, 5-8 mm apart
     return Ruling(style, spacing, colour, opacity, width, style == "ruled" and rng.random() < 0.45)
 
 
@@ -361,13 +361,13 @@ class _Camera:
 
     def to_page(self, x, y):
         u, v = _project(self.coefficients, x, y)
-        half = self.size[0] / 2
-        return u - self.origin[0], v + self.bend * ((u - self.coefficients[2]) / half) ** 2 - self.origin[1]
+        middle, _ = _project(self.coefficients, self.size[0] / 2, self.size[1] / 2)
+        return u - self.origin[0], v + self.bend * ((u - middle) / (self.size[0] / 2)) ** 2 - self.origin[1]
 
 
 def _camera(size: tuple[int, int], rng: np.random.Generator, max_tilt: float, max_keystone: float, bend_share: float) -> _Camera:
     """A phone held over a page: turned by up to `max_tilt` degrees, off-axis by up to `max_keystone` (the far side of
-    the page looks that much smaller), the page bowed in `bend_share` of the pictures."""
+    the page looks that much smaller), the page bowed (lines curving by up to 2 % of the height) in `bend_share` of the pictures."""
     width, height = size
     angle = math.radians(rng.uniform(-max_tilt, max_tilt))
     towards = rng.uniform(0, 2 * math.pi)
@@ -380,7 +380,7 @@ def _camera(size: tuple[int, int], rng: np.random.Generator, max_tilt: float, ma
         targets.append(
             (width / 2 + stretch * (dx * math.cos(angle) - dy * math.sin(angle)), height / 2 + stretch * (dx * math.sin(angle) + dy * math.cos(angle)))
         )
-    bend = rng.uniform(-0.03, 0.03) * height if rng.random() < bend_share else 0.0
+    bend = rng.uniform(-0.02, 0.02) * height if rng.random() < bend_share else 0.0
     camera = _Camera(_homography(corners, targets), bend, size)
     xs, ys = np.meshgrid(np.linspace(0, width, 9), np.linspace(0, height, 9))
     us, vs = camera.to_page(xs, ys)
@@ -687,8 +687,11 @@ def _paper_outline(work: tuple[int, int], rng: np.random.Generator) -> list[tupl
     return corners
 
 
-def _note(digit: np.ndarray | None, note_size: tuple[int, int], picture_height: int, rng: np.random.Generator) -> Image.Image:
-    """The note itself, flat: paper (sometimes a sticky note, sometimes lightly ruled) and the digit written on it."""
+def _note(
+    digit: np.ndarray | None, note_size: tuple[int, int], picture_height: int, rng: np.random.Generator
+) -> tuple[Image.Image, tuple[float, float, float] | None]:
+    """The note itself, flat: paper (sometimes a sticky note, sometimes lightly ruled) and the digit written on it;
+    -> (note, (x, y, radius) of the writing in the note's pixels, or None)."""
     paper = _paper_colour(rng, sticky=rng.random() < 0.35)
     note = Image.new("RGBA", note_size, tuple(int(round(c)) for c in paper) + (255,))
     short = min(note_size)
@@ -698,7 +701,7 @@ def _note(digit: np.ndarray | None, note_size: tuple[int, int], picture_height: 
         ruling = _choose_ruling(rng, spacing, paper, ("ruled", "squared"), faint=True)
         _draw_ruling(note, ruling, paper, rng.uniform(0.1, 0.2) * note_size[0], rng)
     if digit is None:
-        return note
+        return note, None
     pen = _choose_pen(rng, pencil_share=0.35)
     ink = _written(digit, digit_height, pen, rng)
     top_row, bottom_row = _ink_rows(ink)
@@ -712,7 +715,49 @@ def _note(digit: np.ndarray | None, note_size: tuple[int, int], picture_height: 
     rgb = canvas[..., :3].copy()
     _write(rgb, ink, round(top), round(left), pen.colour)
     canvas[..., :3] = rgb
-    return Image.fromarray(canvas, mode="RGBA")
+    first_col = cols[0] if len(cols) else 0
+    centre = (left + first_col + ink_w / 2, top + (top_row + bottom_row) / 2)
+    return Image.fromarray(canvas, mode="RGBA"), (*centre, max(ink_w, bottom_row - top_row) / 2)
+
+
+def _thumb(picture: Image.Image, corners: list, writing: tuple[float, float, float] | None, rng: np.random.Generator) -> None:
+    """A thumb holding the note down at the edge farthest from the writing, the hand coming in from the picture's
+    border (skipped when that edge is far from the border or near the writing)."""
+    middle = np.mean(corners, axis=0)
+    width = rng.uniform(0.09, 0.14) * min(picture.size)
+    edges = [(np.asarray(corners[i]), np.asarray(corners[(i + 1) % 4])) for i in range(4)]
+    if writing is not None:
+        edges.sort(key=lambda edge: -np.linalg.norm((edge[0] + edge[1]) / 2 - writing[:2]))
+    start, end = edges[0]
+    point = start + rng.uniform(0.3, 0.7) * (end - start)
+    outward = point - middle
+    outward /= max(float(np.linalg.norm(outward)), 1e-6)
+    if writing is not None and np.linalg.norm(point - writing[:2]) < writing[2] + 1.5 * width:
+        return  # the writing reaches this edge: a thumb there would hide part of it
+    steps = [t for t in np.arange(0, 0.5 * max(picture.size), 2.0) if not (0 <= point[0] + outward[0] * t < picture.size[0] and 0 <= point[1] + outward[1] * t < picture.size[1])]
+    if not steps or steps[0] > 0.35 * min(picture.size):
+        return  # the hand would have to cross a wide stretch of desk
+    across = np.array([-outward[1], outward[0]])
+    tip, knuckle = point - outward * 0.6 * width, point + outward * 1.6 * width
+    far = point + outward * (steps[0] + 2 * width)
+    outline = [tip + across * width / 2, knuckle + across * width * 0.6, far + across * width * 1.8,
+               far - across * width * 1.8, knuckle - across * width * 0.6, tip - across * width / 2]
+    xs, ys = [p[0] for p in outline], [p[1] for p in outline]
+    left, top = max(0, int(min(xs) - width)), max(0, int(min(ys) - width))
+    right, bottom = min(picture.size[0], int(max(xs) + width) + 1), min(picture.size[1], int(max(ys) + width) + 1)
+    if right <= left or bottom <= top:
+        return
+    mask = Image.new("L", (right - left, bottom - top), 0)
+    draw = ImageDraw.Draw(mask)
+    draw.polygon([(x - left, y - top) for x, y in outline], fill=255)
+    draw.ellipse((tip[0] - left - width / 2, tip[1] - top - width / 2, tip[0] - left + width / 2, tip[1] - top + width / 2), fill=255)
+    mask = mask.filter(ImageFilter.GaussianBlur(max(0.6, 0.02 * width)))
+    small = mask.resize((max(1, mask.width // 4), max(1, mask.height // 4)), Image.Resampling.BILINEAR)
+    rounded = np.asarray(small.filter(ImageFilter.GaussianBlur(0.06 * width)).resize(mask.size, Image.Resampling.BILINEAR), np.float32) / 255
+    skin = np.array([rng.uniform(150, 235), 0, 0], np.float32)
+    skin[1], skin[2] = skin[0] * rng.uniform(0.68, 0.8), skin[0] * rng.uniform(0.52, 0.68)
+    shaded = (0.65 + 0.35 * rounded)[..., None] * skin  # darker towards its sides, as a rounded finger is lit
+    picture.paste(Image.fromarray(np.clip(shaded, 0, 255).astype(np.uint8), mode="RGB"), (left, top), mask)
 
 
 def _desk_photo(digit: np.ndarray | None, rng: np.random.Generator, with_paper: bool = True) -> bytes:
@@ -725,7 +770,7 @@ def _desk_photo(digit: np.ndarray | None, rng: np.random.Generator, with_paper: 
         corners = _paper_outline(work, rng)
         note_w = round(math.dist(corners[0], corners[1]))
         note_h = round(math.dist(corners[1], corners[2]))
-        note = _note(digit, (max(8, note_w), max(8, note_h)), work[1], rng)
+        note, writing = _note(digit, (max(8, note_w), max(8, note_h)), work[1], rng)
         left, top = max(0, math.floor(min(x for x, _ in corners)) - 2), max(0, math.floor(min(y for _, y in corners)) - 2)
         right, bottom = min(work[0], math.ceil(max(x for x, _ in corners)) + 2), min(work[1], math.ceil(max(y for _, y in corners)) + 2)
         local = [(x - left, y - top) for x, y in corners]
@@ -737,6 +782,12 @@ def _desk_photo(digit: np.ndarray | None, rng: np.random.Generator, with_paper: 
         if rng.random() < 0.6:  # the note's soft shadow on the desk, falling to one side
             light = _paper_shadow(light, corners, work, rng)
         picture.paste(seen, (left, top), seen)
+        if rng.random() < 0.2:
+            if writing is not None:  # where the writing is in the picture
+                to_picture = _homography([(0, 0), (note.width, 0), (note.width, note.height), (0, note.height)], corners)
+                x, y = _project(to_picture, writing[0], writing[1])
+                writing = (float(x), float(y), writing[2])
+            _thumb(picture, corners, writing, rng)
     picture = _light(picture, light)
     return _sensor(picture, size, rng)
 
