@@ -183,8 +183,8 @@ def low_resolution(digit: np.ndarray, rng: np.random.Generator) -> bytes:
 # --- Photos of paper as people take them: a notebook page, a note on a desk, a shadow over the page. ---
 #
 # Each scene is drawn at a working resolution (at most WORKING_PIXELS), then enlarged to the picture's size: the
-# enlargement is the camera's softness, and it keeps a render at about 50 ms on this machine, where PIL's bilinear
-# warp alone costs about 50 ns a pixel (measured: 125 ms for a 1600x1200 warp, 38 ms for 1000x750).
+# enlargement is the camera's softness, and it keeps a render at about 40-65 ms of CPU on this machine, where PIL's
+# bilinear warp alone costs about 50 ns a pixel (measured: 125 ms for a 1600x1200 warp, 38 ms for 1000x750).
 
 WORKING_PIXELS = 400_000
 PICTURE_SIDES = (400, 1600)
@@ -205,7 +205,7 @@ class Pen:
 @dataclass(frozen=True)
 class Ruling:
     """The printed lines of a page: style (one of RULINGS, or None for plain paper), spacing in working pixels,
-    colour, opacity (how dark against the paper) and width in working pixels."""
+    colour, opacity (how dark against the paper), width in working pixels and whether a margin line is drawn."""
 
     style: str | None
     spacing: float
@@ -230,8 +230,9 @@ def _working_size(size: tuple[int, int], rng: np.random.Generator) -> tuple[int,
 
 def _choose_pen(rng: np.random.Generator, pencil_share: float) -> Pen:
     if rng.random() < pencil_share:
-        grey = rng.uniform(60, 130)  # faint but legible: at the faintest, strokes about 15 % darker than the paper
-        return Pen((grey, grey + rng.uniform(-4, 4), grey + rng.uniform(0, 12)), rng.uniform(0.5, 0.9), rng.uniform(0.04, 0.09), True)
+        grey = rng.uniform(60, 130)  # faint but legible: at the faintest, strokes on average about 13 % darker than the paper
+        colour = (grey, grey + rng.uniform(-4, 4), grey + rng.uniform(0, 12))
+        return Pen(colour, rng.uniform(0.5, 0.9), rng.uniform(0.04, 0.09), True)
     if rng.random() < 0.55:  # blue ballpoint or gel pen
         colour = (rng.uniform(10, 60), rng.uniform(25, 80), rng.uniform(95, 190))
     else:
@@ -246,7 +247,7 @@ def _written(digit: np.ndarray, height: float, pen: Pen, rng: np.random.Generato
     if pen.width is None:
         ink = _upscaled_ink(digit, max(8, round(height)))
     else:
-        # the skeleton at 56 px rather than 80 halves the thinning's cost (about 9 ms); pens are at least 5 % of the
+        # the skeleton at 56 px rather than 80 takes a redrawn digit from 7.6 to 5.5 ms; pens are at least 5 % of the
         # height wide, more than the 2 % that keeps the redrawn dots overlapping at that spacing
         stroke = max(1.6, pen.width * height)
         ink = _restroked(digit, height, stroke, skeleton_height=56)
@@ -255,7 +256,8 @@ def _written(digit: np.ndarray, height: float, pen: Pen, rng: np.random.Generato
         ink = np.clip((np.asarray(blurred, np.float32) / 255 - 0.4) / 0.2, 0, 1)
     ink = _rotate(ink, rng.uniform(-6, 6))
     if pen.pencil:  # graphite: pressure varies along the stroke and the paper's tooth leaves light specks
-        pressure = np.asarray(Image.fromarray(rng.uniform(0.6, 1.0, (4, 4)).astype(np.float32), mode="F").resize(ink.shape[::-1], Image.Resampling.BICUBIC))
+        pressure = Image.fromarray(rng.uniform(0.6, 1.0, (4, 4)).astype(np.float32), mode="F")
+        pressure = np.asarray(pressure.resize(ink.shape[::-1], Image.Resampling.BICUBIC))
         grain = 1 - rng.uniform(0.3, 0.7) * rng.random(ink.shape, dtype=np.float32)
         ink = ink * np.clip(pressure, 0, 1) * grain
     else:
@@ -288,7 +290,7 @@ def _paper_colour(rng: np.random.Generator, sticky: bool = False) -> tuple[float
     return (white, white - cream * 0.4 + rng.uniform(-4, 4), white - cream + rng.uniform(-4, 4))
 
 
-def _choose_ruling(rng: np.random.Generator, spacing: float, paper: tuple, styles=RULINGS, faint: bool = False) -> Ruling:
+def _choose_ruling(rng: np.random.Generator, spacing: float, styles: tuple = RULINGS, faint: bool = False) -> Ruling:
     style = str(rng.choice(styles))
     palette = rng.integers(3)
     if palette == 0:  # light blue, the most common print colour
@@ -367,7 +369,8 @@ class _Camera:
 
 def _camera(size: tuple[int, int], rng: np.random.Generator, max_tilt: float, max_keystone: float, bend_share: float) -> _Camera:
     """A phone held over a page: turned by up to `max_tilt` degrees, off-axis by up to `max_keystone` (the far side of
-    the page looks that much smaller), the page bowed (lines curving by up to 2 % of the height) in `bend_share` of the pictures."""
+    the page looks that much smaller), the page bowed (lines curving by up to 2 % of the height) in `bend_share` of
+    the pictures."""
     width, height = size
     angle = math.radians(rng.uniform(-max_tilt, max_tilt))
     towards = rng.uniform(0, 2 * math.pi)
@@ -377,9 +380,8 @@ def _camera(size: tuple[int, int], rng: np.random.Generator, max_tilt: float, ma
     for x, y in corners:
         dx, dy = x - width / 2, y - height / 2
         stretch = 1 + keystone * (dx * math.cos(towards) + dy * math.sin(towards)) / math.hypot(dx, dy)
-        targets.append(
-            (width / 2 + stretch * (dx * math.cos(angle) - dy * math.sin(angle)), height / 2 + stretch * (dx * math.sin(angle) + dy * math.cos(angle)))
-        )
+        turned = (dx * math.cos(angle) - dy * math.sin(angle), dx * math.sin(angle) + dy * math.cos(angle))
+        targets.append((width / 2 + stretch * turned[0], height / 2 + stretch * turned[1]))
     bend = rng.uniform(-0.02, 0.02) * height if rng.random() < bend_share else 0.0
     camera = _Camera(_homography(corners, targets), bend, size)
     xs, ys = np.meshgrid(np.linspace(0, width, 9), np.linspace(0, height, 9))
@@ -426,7 +428,7 @@ def _light_field(size: tuple[int, int], rng: np.random.Generator, strength: floa
 def _cast_shadow(light: np.ndarray, rng: np.random.Generator, coverage: float, darkness: float) -> np.ndarray:
     """The shadow of a hand, a phone or the photographer's arm entering from one edge, grown or shrunk until it
     covers `coverage` of the picture, with a soft edge (penumbra) 2-12 % of the picture wide."""
-    from scipy import ndimage
+    from scipy import ndimage  # here, not at the top: importing it takes about 2 s here and only this set needs it
 
     rows, cols = light.shape
     mask = Image.new("L", (cols, rows), 0)
@@ -437,24 +439,22 @@ def _cast_shadow(light: np.ndarray, rng: np.random.Generator, coverage: float, d
     reach = max(rows, cols)
     ex, ey = cols / 2 - inward[0] * 0.6 * reach, rows / 2 - inward[1] * 0.6 * reach  # a point just outside that edge
 
-    def towards(length: float, side: float) -> tuple[float, float]:
-        return ex + inward[0] * length + across[0] * side, ey + inward[1] * length + across[1] * side
+    def towards(length: float, side: float, origin: tuple[float, float] = (ex, ey)) -> tuple[float, float]:
+        return origin[0] + inward[0] * length + across[0] * side, origin[1] + inward[1] * length + across[1] * side
 
     shape = rng.choice(["arm", "phone", "hand"])
     if shape == "arm":  # a broad band with a bulging end
         width = rng.uniform(0.3, 0.7) * reach
         tip = towards(rng.uniform(0.5, 0.9) * reach, rng.uniform(-0.2, 0.2) * reach)
-        draw.polygon([towards(-reach, -width / 2), towards(-reach, width / 2), (tip[0] + across[0] * width / 2, tip[1] + across[1] * width / 2), (tip[0] - across[0] * width / 2, tip[1] - across[1] * width / 2)], fill=255)
+        draw.polygon([towards(-reach, -width / 2), towards(-reach, width / 2), towards(0, width / 2, tip), towards(0, -width / 2, tip)], fill=255)
         draw.ellipse((tip[0] - width / 2, tip[1] - width / 2, tip[0] + width / 2, tip[1] + width / 2), fill=255)
-    elif shape == "phone":  # a long rectangle with rounded corners, slightly askew
+    elif shape == "phone":  # a long rectangle, slightly askew
         tilt = rng.uniform(-0.5, 0.5)
-        direction = (inward[0] * math.cos(tilt) - inward[1] * math.sin(tilt), inward[0] * math.sin(tilt) + inward[1] * math.cos(tilt))
-        normal = (-direction[1], direction[0])
-        half = rng.uniform(0.15, 0.3) * reach
-        start = towards(0, rng.uniform(-0.2, 0.2) * reach)
-        length = rng.uniform(0.6, 1.1) * reach
-        end = (start[0] + direction[0] * length, start[1] + direction[1] * length)
-        draw.polygon([(start[0] + normal[0] * half, start[1] + normal[1] * half), (end[0] + normal[0] * half, end[1] + normal[1] * half), (end[0] - normal[0] * half, end[1] - normal[1] * half), (start[0] - normal[0] * half, start[1] - normal[1] * half)], fill=255)
+        direction = np.array([inward[0] * math.cos(tilt) - inward[1] * math.sin(tilt), inward[0] * math.sin(tilt) + inward[1] * math.cos(tilt)])
+        normal = np.array([-direction[1], direction[0]]) * rng.uniform(0.15, 0.3) * reach
+        start = np.array(towards(0, rng.uniform(-0.2, 0.2) * reach))
+        end = start + direction * rng.uniform(0.6, 1.1) * reach
+        draw.polygon([tuple(start + normal), tuple(end + normal), tuple(end - normal), tuple(start - normal)], fill=255)
     else:  # a palm and four fingers reaching in
         palm = rng.uniform(0.25, 0.4) * reach
         centre = towards(rng.uniform(0.2, 0.45) * reach, rng.uniform(-0.2, 0.2) * reach)
@@ -526,7 +526,7 @@ def _page_photo(rng: np.random.Generator, style: str | None, spacing_share: floa
     camera = _camera(work, rng, max_tilt=10, max_keystone=0.12, bend_share=0.3)
     paper = _paper_colour(rng)
     spacing = spacing_share * work[1]
-    ruling = Ruling(None, spacing, paper, 0.0, 1, False) if style is None else _choose_ruling(rng, spacing, paper, (style,))
+    ruling = Ruling(None, spacing, paper, 0.0, 1, False) if style is None else _choose_ruling(rng, spacing, (style,))
     page = Image.new("RGB", _page_size(camera), tuple(int(round(c)) for c in paper))
     margin_x, _ = camera.to_page(rng.uniform(0.05, 0.4) * work[0], work[1] / 2)
     rows = _draw_ruling(page, ruling, paper, float(margin_x), rng)
@@ -698,7 +698,7 @@ def _note(
     digit_height = float(np.clip(rng.uniform(0.3, 0.7) * short, 0.08 * picture_height, min(0.45 * picture_height, 0.8 * short)))
     if rng.random() < 0.3:
         spacing = digit_height / rng.uniform(1.0, 2.5)
-        ruling = _choose_ruling(rng, spacing, paper, ("ruled", "squared"), faint=True)
+        ruling = _choose_ruling(rng, spacing, ("ruled", "squared"), faint=True)
         _draw_ruling(note, ruling, paper, rng.uniform(0.1, 0.2) * note_size[0], rng)
     if digit is None:
         return note, None
@@ -720,6 +720,14 @@ def _note(
     return Image.fromarray(canvas, mode="RGBA"), (*centre, max(ink_w, bottom_row - top_row) / 2)
 
 
+def _distance_to_border(point: np.ndarray, direction: np.ndarray, size: tuple[int, int]) -> float:
+    """How far from `point` (inside the picture or not) along the unit `direction` the picture's border is."""
+    distances = [
+        ((size[axis] if direction[axis] > 0 else 0) - point[axis]) / direction[axis] for axis in (0, 1) if abs(direction[axis]) > 1e-9
+    ]
+    return max(0.0, min(distances)) if distances else 0.0
+
+
 def _thumb(picture: Image.Image, corners: list, writing: tuple[float, float, float] | None, rng: np.random.Generator) -> None:
     """A thumb holding the note down at the edge farthest from the writing, the hand coming in from the picture's
     border (skipped when that edge is far from the border or near the writing)."""
@@ -734,12 +742,12 @@ def _thumb(picture: Image.Image, corners: list, writing: tuple[float, float, flo
     outward /= max(float(np.linalg.norm(outward)), 1e-6)
     if writing is not None and np.linalg.norm(point - writing[:2]) < writing[2] + 1.5 * width:
         return  # the writing reaches this edge: a thumb there would hide part of it
-    steps = [t for t in np.arange(0, 0.5 * max(picture.size), 2.0) if not (0 <= point[0] + outward[0] * t < picture.size[0] and 0 <= point[1] + outward[1] * t < picture.size[1])]
-    if not steps or steps[0] > 0.35 * min(picture.size):
+    reach = _distance_to_border(point, outward, picture.size)
+    if reach > 0.35 * min(picture.size):
         return  # the hand would have to cross a wide stretch of desk
     across = np.array([-outward[1], outward[0]])
     tip, knuckle = point - outward * 0.6 * width, point + outward * 1.6 * width
-    far = point + outward * (steps[0] + 2 * width)
+    far = point + outward * (reach + 2 * width)
     outline = [tip + across * width / 2, knuckle + across * width * 0.6, far + across * width * 1.8,
                far - across * width * 1.8, knuckle - across * width * 0.6, tip - across * width / 2]
     xs, ys = [p[0] for p in outline], [p[1] for p in outline]
@@ -778,7 +786,8 @@ def _desk_photo(digit: np.ndarray | None, rng: np.random.Generator, with_paper: 
         framed = Image.new("RGBA", (note.width + 4, note.height + 4), note.getpixel((0, 0))[:3] + (0,))  # no dark fringe
         framed.paste(note, (2, 2))
         flat = [(2, 2), (note.width + 2, 2), (note.width + 2, note.height + 2), (2, note.height + 2)]
-        seen = framed.transform((right - left, bottom - top), Image.Transform.PERSPECTIVE, tuple(_homography(local, flat)), Image.Resampling.BILINEAR)
+        coefficients = tuple(_homography(local, flat))
+        seen = framed.transform((right - left, bottom - top), Image.Transform.PERSPECTIVE, coefficients, Image.Resampling.BILINEAR)
         if rng.random() < 0.6:  # the note's soft shadow on the desk, falling to one side
             light = _paper_shadow(light, corners, work, rng)
         picture.paste(seen, (left, top), seen)
@@ -848,7 +857,8 @@ def ruled_page_without_writing(rng: np.random.Generator) -> bytes:
 
 def page_full_of_writing(rng: np.random.Generator) -> bytes:
     """Bad input: a notebook page with small handwritten digits (MNIST *train*) on every line, none standing out."""
-    return _page_photo(rng, _notebook_style(rng), 1 / rng.uniform(8, 16), _rows_of_digits(data.load_split("train").images, rng), shadow=False)
+    writer = _rows_of_digits(data.load_split("train").images, rng)
+    return _page_photo(rng, _notebook_style(rng), 1 / rng.uniform(8, 16), writer, shadow=False)
 
 
 GENERATORS: dict[str, Callable[[np.ndarray, np.random.Generator], object]] = {
