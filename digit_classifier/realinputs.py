@@ -232,7 +232,7 @@ def _choose_pen(rng: np.random.Generator, pencil_share: float) -> Pen:
     if rng.random() < pencil_share:
         grey = rng.uniform(60, 130)  # faint but legible: at the faintest, strokes on average about 13 % darker than the paper
         colour = (grey, grey + rng.uniform(-4, 4), grey + rng.uniform(0, 12))
-        return Pen(colour, rng.uniform(0.5, 0.9), rng.uniform(0.04, 0.09), True)
+        return Pen(colour, rng.uniform(0.5, 0.9), rng.uniform(0.05, 0.09), True)
     if rng.random() < 0.55:  # blue ballpoint or gel pen
         colour = (rng.uniform(10, 60), rng.uniform(25, 80), rng.uniform(95, 190))
     else:
@@ -249,7 +249,7 @@ def _written(digit: np.ndarray, height: float, pen: Pen, rng: np.random.Generato
     else:
         # the skeleton at 56 px rather than 80 takes a redrawn digit from 7.6 to 5.5 ms; pens are at least 5 % of the
         # height wide, more than the 2 % that keeps the redrawn dots overlapping at that spacing
-        stroke = max(1.6, pen.width * height)
+        stroke = max(2.0, pen.width * height)  # thinner strokes vanish once enlarged and compressed
         ink = _restroked(digit, height, stroke, skeleton_height=56)
         # a blur and a steep threshold round off the beads of the redrawn dots, as a pen's smooth edge
         blurred = Image.fromarray(np.round(ink * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(0.3 * stroke))
@@ -688,10 +688,10 @@ def _paper_outline(work: tuple[int, int], rng: np.random.Generator) -> list[tupl
 
 
 def _note(
-    digit: np.ndarray | None, note_size: tuple[int, int], picture_height: int, rng: np.random.Generator
+    digit: np.ndarray | None, note_size: tuple[int, int], picture_height: int, rng: np.random.Generator, in_view: Callable
 ) -> tuple[Image.Image, tuple[float, float, float] | None]:
-    """The note itself, flat: paper (sometimes a sticky note, sometimes lightly ruled) and the digit written on it;
-    -> (note, (x, y, radius) of the writing in the note's pixels, or None)."""
+    """The note itself, flat: paper (sometimes a sticky note, sometimes lightly ruled) and the digit written on it,
+    where `in_view(x, y)` (note pixels) says the picture shows it; -> (note, (x, y, radius) of the writing, or None)."""
     paper = _paper_colour(rng, sticky=rng.random() < 0.35)
     note = Image.new("RGBA", note_size, tuple(int(round(c)) for c in paper) + (255,))
     short = min(note_size)
@@ -704,20 +704,21 @@ def _note(
         return note, None
     pen = _choose_pen(rng, pencil_share=0.35)
     ink = _written(digit, digit_height, pen, rng)
-    top_row, bottom_row = _ink_rows(ink)
-    cols = np.flatnonzero(ink.max(0) > 0.2)
-    ink_w = cols[-1] - cols[0] + 1 if len(cols) else ink.shape[1]
-    room_x = max(0.0, note_size[0] - ink_w - 0.1 * short)
-    room_y = max(0.0, note_size[1] - (bottom_row - top_row) - 0.1 * short)
-    left = 0.05 * short + rng.uniform(0, room_x) - (cols[0] if len(cols) else 0)
-    top = 0.05 * short + rng.uniform(0, room_y) - top_row
+    # placed by the digit's nominal box (its 20-px MNIST box, turned a little: 1.2 heights square around the patch's
+    # centre, where MNIST puts the centre of mass), so the scene does not depend on the digit's shape
+    half = 0.6 * digit_height
+    centre_x, centre_y = ink.shape[1] / 2, ink.shape[0] / 2
+    room_x, room_y = (max(0.0, side - 2 * half - 0.1 * short) for side in note_size)
+    for _ in range(20):  # a note across the picture's edge: write on the part in view
+        x = 0.05 * short + half + rng.uniform(0, room_x)
+        y = 0.05 * short + half + rng.uniform(0, room_y)
+        if all(in_view(x + dx, y + dy) for dx in (-half, half) for dy in (-half, half)):
+            break
     canvas = np.array(note)
     rgb = canvas[..., :3].copy()
-    _write(rgb, ink, round(top), round(left), pen.colour)
+    _write(rgb, ink, round(y - centre_y), round(x - centre_x), pen.colour)
     canvas[..., :3] = rgb
-    first_col = cols[0] if len(cols) else 0
-    centre = (left + first_col + ink_w / 2, top + (top_row + bottom_row) / 2)
-    return Image.fromarray(canvas, mode="RGBA"), (*centre, max(ink_w, bottom_row - top_row) / 2)
+    return Image.fromarray(canvas, mode="RGBA"), (x, y, half)
 
 
 def _distance_to_border(point: np.ndarray, direction: np.ndarray, size: tuple[int, int]) -> float:
@@ -778,7 +779,15 @@ def _desk_photo(digit: np.ndarray | None, rng: np.random.Generator, with_paper: 
         corners = _paper_outline(work, rng)
         note_w = round(math.dist(corners[0], corners[1]))
         note_h = round(math.dist(corners[1], corners[2]))
-        note, writing = _note(digit, (max(8, note_w), max(8, note_h)), work[1], rng)
+        note_size = (max(8, note_w), max(8, note_h))
+        flat_corners = [(0, 0), (note_size[0], 0), (note_size[0], note_size[1]), (0, note_size[1])]
+        to_picture = _homography(flat_corners, corners)
+
+        def in_view(x: float, y: float, margin: float = 0.02 * min(work)) -> bool:
+            px, py = _project(to_picture, x, y)
+            return margin <= px <= work[0] - margin and margin <= py <= work[1] - margin
+
+        note, writing = _note(digit, note_size, work[1], rng, in_view)
         left, top = max(0, math.floor(min(x for x, _ in corners)) - 2), max(0, math.floor(min(y for _, y in corners)) - 2)
         right, bottom = min(work[0], math.ceil(max(x for x, _ in corners)) + 2), min(work[1], math.ceil(max(y for _, y in corners)) + 2)
         local = [(x - left, y - top) for x, y in corners]
@@ -793,7 +802,6 @@ def _desk_photo(digit: np.ndarray | None, rng: np.random.Generator, with_paper: 
         picture.paste(seen, (left, top), seen)
         if rng.random() < 0.2:
             if writing is not None:  # where the writing is in the picture
-                to_picture = _homography([(0, 0), (note.width, 0), (note.width, note.height), (0, note.height)], corners)
                 x, y = _project(to_picture, writing[0], writing[1])
                 writing = (float(x), float(y), writing[2])
             _thumb(picture, corners, writing, rng)
@@ -840,8 +848,8 @@ def desk_note(digit: np.ndarray, rng: np.random.Generator) -> bytes:
 
 def shadow_photo(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     """A digit on plain paper with the shadow of a hand or phone over 20-70 % of the picture (20-60 % darker),
-    sometimes a glare that whitens part of the page, sometimes faint pencil."""
-    height_share = rng.uniform(0.1, 0.4)
+    sometimes a glare that whitens part of the page, sometimes faint pencil; the digit 12-40 % of the picture's height."""
+    height_share = rng.uniform(0.12, 0.4)
     return _page_photo(rng, None, height_share, _one_digit(digit, height_share, 0.35, False, rng), shadow=True)
 
 

@@ -32,8 +32,9 @@ def _decoded(payload: bytes) -> Image.Image:
     return image
 
 
-def _indices(position: int, n: int, split: str = "test", seed: int = config.SEED) -> np.ndarray:
-    """The MNIST indices make_set draws for the kind at `position`, as its docstring promises (same seed, same set)."""
+def _indices(position: int, n: int, split: str = "test", seed: int = config.SEED) -> tuple[np.ndarray, np.random.Generator]:
+    """The MNIST indices make_set draws for the kind at `position`, and the generator after the draw (which then
+    renders the set): seeded with (seed, position, split) as make_set does."""
     rng = np.random.default_rng([seed, position, 0 if split == "test" else 1])
     return rng.choice(len(data.load_split(split).labels), size=n, replace=False), rng
 
@@ -52,9 +53,8 @@ def test_new_kinds_are_appended_and_registered():
 
 
 @pytest.mark.parametrize("kind", tuple(ORIGINAL_POSITIONS))
-def test_original_sets_are_unchanged(kind):
+def test_original_sets_are_unchanged(kind, mnist):
     """make_set for an original kind = its unchanged generator on the indices its original seed draws."""
-    mnist = data.load_split("test")
     indices, rng = _indices(ORIGINAL_POSITIONS[kind], 5)
     expected = [realinputs.GENERATORS[kind](mnist.images[i], rng) for i in indices]
     sources, labels = realinputs.make_set(kind, 5)
@@ -92,8 +92,8 @@ def test_training_split_renders_training_digits(kind):
 
 @pytest.mark.parametrize("kind", PHOTO_KINDS)
 def test_the_digit_is_inside_the_picture_at_a_realistic_size(kind, mnist):
-    """The same scene rendered without the digit differs only where the ink is: inside the picture, and the
-    difference is 4-50 % of the picture's height (the digit's 8-45 %, give or take its shape, blur and JPEG blocks)."""
+    """The same scene rendered without the digit differs only where the ink is: away from the picture's border, and
+    4-50 % of the picture's height (the digit's 8-45 %, give or take its shape, blur and JPEG blocks)."""
     for seed in range(3):
         digit = mnist.images[seed]
         written = np.asarray(_decoded(PHOTO_GENERATORS[kind](digit, np.random.default_rng(seed))).convert("L"), np.int16)
@@ -104,6 +104,8 @@ def test_the_digit_is_inside_the_picture_at_a_realistic_size(kind, mnist):
         assert len(rows), "the digit left no visible ink"
         height = rows[-1] - rows[0] + 1
         assert 0.04 <= height / written.shape[0] <= 0.5, (kind, seed, height, written.shape)
+        inside = rows[0] > 1 and cols[0] > 1 and rows[-1] < written.shape[0] - 2 and cols[-1] < written.shape[1] - 2
+        assert inside, ("the digit is cut by the picture's border", kind, seed)
         assert (written[changed] < blank[changed]).mean() > 0.9, "ink darkens the page"
 
 
