@@ -741,7 +741,7 @@ def _thumb(picture: Image.Image, corners: list, writing: tuple[float, float, flo
     point = start + rng.uniform(0.3, 0.7) * (end - start)
     outward = point - middle
     outward /= max(float(np.linalg.norm(outward)), 1e-6)
-    if writing is not None and np.linalg.norm(point - writing[:2]) < writing[2] + 1.5 * width:
+    if writing is not None and np.linalg.norm(point - writing[:2]) < writing[2] + 2.2 * width:
         return  # the writing reaches this edge: a thumb there would hide part of it
     reach = _distance_to_border(point, outward, picture.size)
     if reach > 0.35 * min(picture.size):
