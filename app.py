@@ -25,10 +25,11 @@ PAGES = [
 
 
 def model_sidebar() -> None:
-    classifier = common.classifier()
+    state = common.model_state()
+    classifier = state.classifier
     with st.sidebar:
         if classifier is None:
-            st.warning("No model yet.")
+            st.warning(f"model unavailable: {state.problem}")
             return
         st.markdown(f"**Model** `{classifier.version}`")
         accuracy = classifier.metadata.get("test_accuracy")

@@ -1,17 +1,19 @@
-"""What the pages share: the model (loaded once, reloaded when its file changes) and cached predictions."""
+"""What the pages share: the model (loaded once per version, reloaded when `current` changes) and cached predictions."""
 
 from __future__ import annotations
 
 import gc
 import io
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
-from digit_classifier import config, ui_support
+from digit_classifier import config, ui_support, versions
 from digit_classifier.model import Classifier, load_classifier
+from digit_classifier.versions import ModelUnavailableError
 from digit_classifier.predict import Prediction, predict_image
 from digit_classifier.decode import open_reduced
 from digit_classifier.preprocess import PreprocessError
@@ -19,36 +21,55 @@ from digit_classifier.preprocess import PreprocessError
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
 
 
-def model_stamp() -> tuple[int, ...]:
-    return ui_support.file_stamp(config.model_path(), config.metadata_path())
+@dataclass(frozen=True)
+class ModelState:
+    """The loaded current model, or why there is none: `problem` is one line for a person."""
+
+    classifier: Classifier | None
+    problem: str | None = None
+
+
+def model_stamp() -> tuple:
+    """Changes when `current` is swapped to another version, or a file of the version is replaced or damaged."""
+    model_dir = config.model_dir()
+    name = versions.current_name(model_dir)
+    folder = model_dir / "versions" / name if name else model_dir / versions.CURRENT
+    files = (versions.METADATA_FILE, *versions.VERSION_FILES)
+    return (str(folder), ui_support.file_stamp(*(folder / file_name for file_name in files)))
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the model…")
-def _load_classifier(path: str, stamp: tuple[int, ...]) -> Classifier:
-    classifier = load_classifier(path)
+def _load_model(stamp: tuple) -> ModelState:
+    try:
+        classifier = load_classifier(model_dir=config.model_dir())
+    except ModelUnavailableError as error:
+        return ModelState(None, str(error))
     blank = np.zeros((1, config.IMAGE_SIZE, config.IMAGE_SIZE), np.float32)
     classifier.probabilities(blank)  # the compiled call is built now rather than on the first stroke
     # Streamlit collects garbage after every script run; with TensorFlow's ~400,000 long-lived objects
     # that took 0.3-0.7 s and held up the next rerun. Frozen objects are left out of those collections.
     gc.freeze()
-    return classifier
+    return ModelState(classifier)
+
+
+def model_state() -> ModelState:
+    """The current model, loaded once per version: a missing or damaged one is a problem to show, never an exception."""
+    return _load_model(model_stamp())
 
 
 def classifier() -> Classifier | None:
-    """The current model, or None when there is none yet (see `missing_model_message`)."""
-    path = config.model_path()
-    return _load_classifier(str(path), model_stamp()) if path.is_file() else None
+    return model_state().classifier
 
 
 def missing_model_message() -> str:
-    return f"No trained model at `{config.model_path()}`. Train one with `make train`, then reload this page."
+    return f"The model cannot be used: {model_state().problem} Fix it (or `make rollback`), then reload this page."
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def predict(data: bytes, stamp: tuple[int, ...]) -> tuple[Prediction | None, str | None]:
     """Image file bytes -> (prediction, None), or (None, a message for the person) when no digit can be read."""
     try:
-        return predict_image(_load_classifier(str(config.model_path()), stamp), io.BytesIO(data)), None
+        return predict_image(_loaded(stamp), io.BytesIO(data)), None
     except PreprocessError as error:
         return None, str(error)
 
@@ -59,10 +80,17 @@ def predict_upload(data: bytes, stamp: tuple[int, ...]) -> tuple[Prediction | No
     decoded in a worker process, which takes seconds)."""
     try:
         reduced, _ = open_reduced(io.BytesIO(data))
-        prediction = predict_image(_load_classifier(str(config.model_path()), stamp), reduced)
+        prediction = predict_image(_loaded(stamp), reduced)
     except PreprocessError as error:
         return None, str(error), None
     return prediction, None, ui_support.thumbnail(reduced)
+
+
+def _loaded(stamp: tuple) -> Classifier:
+    state = _load_model(stamp)
+    if state.classifier is None:
+        raise ModelUnavailableError(state.problem)
+    return state.classifier
 
 
 @st.cache_data(max_entries=512, show_spinner=False)

@@ -161,12 +161,15 @@ def _undo(key: str) -> None:
     if result is None:
         return
     try:
-        feedback.undo_save(result)
+        removed = feedback.undo_save(result)
     except OSError as error:
         _notice(key, "error", f"Could not undo the save: {error}")
         return
     st.session_state[f"{key}-saved"] = None
-    _notice(key, "info", f"Undone: `wrong_predictions/{result.item.id}` was removed.")
+    if removed:
+        _notice(key, "info", f"Undone: `wrong_predictions/{result.item.id}` was removed.")
+    else:
+        _notice(key, "info", f"Undone: your save is withdrawn; `wrong_predictions/{result.item.id}` stays, another save holds it.")
 
 
 def _notice(key: str, kind: str, text: str) -> None:

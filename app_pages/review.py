@@ -20,8 +20,14 @@ def main() -> None:
         "Images dropped into a digit's folder by hand are listed too."
     )
     show_notice()
-    items = feedback.list_items()
-    label_counts(feedback.counts(), len(items))
+    listing = feedback.scan()
+    items = listing.items
+    if listing.skipped:
+        st.warning(
+            f"{len(listing.skipped)} entr{'ies' if len(listing.skipped) != 1 else 'y'} left out: "
+            + "; ".join(f"`{entry}`" for entry in listing.skipped)
+        )
+    label_counts(listing.counts(), len(items))
     if not items:
         st.info("No corrections yet. Mark a prediction as **Wrong** on the Classify page to collect one.")
         return
@@ -72,9 +78,12 @@ def gallery(items: list[FeedbackItem]) -> None:
 
 
 def item_card(item: FeedbackItem) -> None:
-    image = common.thumbnail(item.path.read_bytes()) if item.path.is_file() else None
+    try:
+        image = common.thumbnail(feedback.read_image(item))
+    except OSError:
+        image = None
     if image is None:
-        st.warning(f"`{item.path.name}` cannot be displayed.")
+        st.warning(f"`{item.name}` cannot be displayed.")
     else:
         st.image(image, width=120)
     st.caption(describe(item))
@@ -85,9 +94,10 @@ def item_card(item: FeedbackItem) -> None:
 
 
 def describe(item: FeedbackItem) -> str:
-    predicted = item.metadata.get("predicted_label")
+    predicted = item.predicted_label
     guess = f"model said {predicted}" if predicted is not None else "added by hand"
-    return f"true {item.label} · {guess} · {item.saved_at:%Y-%m-%d %H:%M} UTC"
+    when = f"{item.saved_at:%Y-%m-%d %H:%M} UTC" if item.saved_at is not None else "time unknown"
+    return f"true {item.label} · {guess} · {when}"
 
 
 def _relabel(item: FeedbackItem) -> None:

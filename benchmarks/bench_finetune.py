@@ -103,11 +103,11 @@ def run(sizes: list[int], cli: bool) -> dict:
         for n in sizes:
             store, model_dir = Path(tmp) / f"store-{n}", Path(tmp) / f"model-{n}"
             fill_store(store, n)
-            shutil.copytree(config.model_dir(), model_dir)
+            shutil.copytree(config.model_dir(), model_dir, symlinks=True)
             run_result = {"n": n, **time_function(store, model_dir)}
             if cli and n == CLI_SIZE:
                 shutil.rmtree(model_dir)
-                shutil.copytree(config.model_dir(), model_dir)
+                shutil.copytree(config.model_dir(), model_dir, symlinks=True)
                 run_result["cli_seconds"] = time_cli(store, model_dir)
             results["runs"].append(run_result)
             print_run(run_result)

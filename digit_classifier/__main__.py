@@ -12,6 +12,7 @@
 `predict` prints one JSON object per line; `evaluate --json`, `finetune --json`
 and `finetune-demo --json` print one JSON object. `finetune`, `models` and
 `rollback` also take --model-dir (default: model/, or DIGIT_MODEL_DIR).
+A model that is missing or damaged is one `error:` line and exit status 2.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, default=None, help="folder for model.keras and metadata.json (default: model/)")
 
     evaluate = commands.add_parser("evaluate", help="accuracy, per-class report and confusion matrix on MNIST test")
-    evaluate.add_argument("--model", type=Path, default=None, help="model file (default: model/model.keras)")
+    evaluate.add_argument("--model", type=Path, default=None, help="model file or version folder (default: the current version)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--real", action="store_true", help="also measure the realistic input sets (about a minute)")
     evaluate.add_argument("--real-size", type=int, default=1000, help="inputs per realistic set (default 1000)")
@@ -41,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="classify image files; one JSON line per image")
     predict.add_argument("images", nargs="+", type=Path, help="image files, or folders of images")
-    predict.add_argument("--model", type=Path, default=None, help="model file (default: model/model.keras)")
+    predict.add_argument("--model", type=Path, default=None, help="model file or version folder (default: the current version)")
     predict.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1,
                          help="processes that preprocess large batches; 1 = none (default: one per core, here %(default)s)")
 
@@ -63,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
 
     rollback = commands.add_parser("rollback", help="make the version the current model replaced current again")
     rollback.add_argument("--model-dir", type=Path, default=None, help="model folder (default: model/)")
-    rollback.add_argument("--to", default=None, metavar="VERSION", help="make this saved version current instead")
+    rollback.add_argument("--to", default=None, metavar="VERSION", help="make this version (one that `models` lists) current instead")
 
     demo = commands.add_parser("finetune-demo", help="the fine-tuning loop on optdigits (other writers), in temporary folders")
     demo.add_argument("--work-dir", type=Path, default=None, help="keep the demo's model and feedback folders here (must not exist yet)")
@@ -102,6 +103,7 @@ def run_train(args) -> int:
 
 
 def run_evaluate(args) -> int:
+    _check_model(args.model)
     from .evaluate import evaluate, plot_confusion_matrix, real_input_accuracy
     from .model import load_classifier
 
@@ -123,8 +125,18 @@ def run_evaluate(args) -> int:
     return 0
 
 
+def _check_model(path: Path | None) -> None:
+    """A missing or damaged current model is reported before TensorFlow spends seconds loading."""
+    from .versions import resolve_current
+
+    if path is None:
+        resolve_current()
+
+
 def run_predict(args) -> int:
     from .preprocess import preprocess_files
+
+    _check_model(args.model)
 
     # Preprocessing starts first, so worker processes read the images while TensorFlow loads.
     with preprocess_files(_expand(args.images), workers=args.workers) as prepared:
@@ -164,10 +176,12 @@ def run_finetune(args) -> int:
 def run_models(args) -> int:
     from .versions import list_versions, version_lines
 
-    versions = list_versions(args.model_dir)
-    if not versions:
+    entries = list_versions(args.model_dir)
+    if not entries:
         raise FileNotFoundError(f"No model versions in {args.model_dir or 'model/'}. Train one with `python -m digit_classifier train`.")
-    print(json.dumps(versions) if args.json else "\n".join(version_lines(versions)))
+    print(json.dumps([entry.as_json() for entry in entries]) if args.json else "\n".join(version_lines(entries)))
+    if not any(entry.current for entry in entries):
+        print("warning: no version is current and usable: `rollback --to VERSION` installs one", file=sys.stderr)
     return 0
 
 
@@ -179,7 +193,7 @@ def run_rollback(args) -> int:
     except FinetuneError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"The current model is now {change['to']} (was {change['from']}).")
+    print(f"The current model is now {change.current} (was {change.previous or 'none'}).")
     return 0
 
 
@@ -201,11 +215,12 @@ def main(argv: list[str] | None = None) -> int:
         "train": run_train, "evaluate": run_evaluate, "predict": run_predict,
         "finetune": run_finetune, "models": run_models, "rollback": run_rollback, "finetune-demo": run_finetune_demo,
     }
+    from .versions import ModelUnavailableError
     from .worker import WorkerFailed
 
     try:
         return handlers[args.command](args)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ModelUnavailableError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except WorkerFailed as error:  # a preprocessing process was killed (out of memory, say)

@@ -23,15 +23,21 @@ def input_dir() -> Path:
 
 
 def model_dir() -> Path:
-    """The current model, its metadata and `versions/` history."""
+    """`versions/<version>/` folders, the `current` link to one of them, and links for people (see versions.py)."""
     return _path_from_env("DIGIT_MODEL_DIR", REPO_ROOT / "model")
 
 
 def model_path() -> Path:
+    """The current model file, through the links model.keras -> current/model.keras -> versions/<version>/.
+
+    To read the weights and the metadata of one version, resolve `current` once:
+    `versions.resolve_current()` (what `model.load_classifier()` does).
+    """
     return model_dir() / "model.keras"
 
 
 def metadata_path() -> Path:
+    """The current model's metadata, through the same links as `model_path`."""
     return model_dir() / "metadata.json"
 
 

@@ -3,8 +3,9 @@
 The loop, in the order it runs:
 
 1. retrieve: every image in ``wrong_predictions/<d>/`` is a sample of digit d,
-   saved by the app or dropped in by hand. Unusable files are skipped and listed;
-   the same content twice counts once; nothing in the folder is ever changed;
+   saved by the app or dropped in by hand. Unusable files, links and special files
+   are skipped and listed; the same content twice counts once; nothing in the
+   folder is ever changed;
 2. split: about 20 % of each label, chosen by content hash (so an image never
    moves between the two parts as the store grows), is held out for evaluation,
    when there are enough samples for that to measure anything;
@@ -14,12 +15,12 @@ The loop, in the order it runs:
    MNIST training digits; low learning rate, few epochs, BatchNorm frozen;
 4. evaluate the current model (before) and the fine-tuned one (after) on the
    MNIST test set, the feedback hold-out and the feedback training part;
-5. save the result as ``model/versions/<version>.keras`` + ``.json`` and promote
-   it to ``model/model.keras`` only when MNIST test accuracy drops by at most
-   MAX_MNIST_DROP_PP and hold-out accuracy does not drop.
+5. save the result as the version folder ``model/versions/<version>/`` and make
+   it current only when MNIST test accuracy drops by at most MAX_MNIST_DROP_PP and
+   hold-out accuracy does not drop.
 
-The current model's ``metadata.json`` keeps ``previous_versions``, the versions
-it replaced, most recent last: `versions.rollback()` restores the last of them.
+``model/history.json`` keeps the versions the current one replaced, most recent
+last: `versions.rollback()` restores the last of them.
 `simulate()` runs the whole loop on digits from other writers (optdigits) in
 temporary folders, as `make finetune-demo` and notebook 04 show.
 """
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import shutil
 import tempfile
 import time
@@ -41,10 +41,10 @@ import numpy as np
 from . import config, data, feedback, realinputs
 from .quiet_tensorflow import keras, tf
 from .evaluate import accuracy_on, preprocess_all
-from .model import Classifier, load_classifier, save_model
-from .preprocess import PREPROCESSING_VERSION, preprocess_files
+from .model import Classifier, load_classifier, save_version
+from .preprocess import PREPROCESSING_VERSION, PreprocessError, preprocess
 from .train import augment, code_version, without_autotuner
-from .versions import FinetuneError, find_base, model_file, new_version_name, promote_version, versions_dir
+from .versions import FinetuneError, find_base, new_version_name, promote_version
 
 MAX_MNIST_DROP_PP = 0.2  # promotion: MNIST test accuracy may fall by at most this many percentage points ...
 MIN_HOLDOUT_GAIN_PP = 0.0  # ... and feedback hold-out accuracy must rise by at least this many (0: must not drop)
@@ -93,33 +93,36 @@ class Feedback:
 
 
 def load_feedback(root: Path | None = None) -> Feedback:
-    """Every image in <root>/0 ... <root>/9 as a labelled, preprocessed sample. Reads only."""
-    groups: dict[str, list[feedback.FeedbackItem]] = {}
-    skipped = []
-    for item in sorted(feedback.list_items(root), key=lambda item: item.id):
+    """Every image in <root>/0 ... <root>/9 as a labelled, preprocessed sample. Reads only.
+
+    Files are read through the store (never through a link) and preprocessed from those
+    bytes, so nothing outside the store is read even if a file is swapped meanwhile.
+    """
+    listing = feedback.scan(root)
+    skipped = [{"file": entry.name, "reason": entry.reason} for entry in listing.skipped]
+    groups: dict[str, list[tuple[feedback.FeedbackItem, bytes]]] = {}
+    for item in sorted(listing.items, key=lambda item: item.id):
         try:
-            content = item.path.read_bytes()
+            content = feedback.read_image(item)
         except OSError as error:
             skipped.append({"file": item.id, "reason": f"cannot be read: {error.strerror or error}"})
             continue
-        groups.setdefault(hashlib.sha256(content).hexdigest(), []).append(item)
+        groups.setdefault(hashlib.sha256(content).hexdigest(), []).append((item, content))
 
-    unique, conflicts, duplicates = [], [], 0
-    for sha256, items in groups.items():
-        labels = sorted({item.label for item in items})
+    samples, conflicts, duplicates = [], [], 0
+    for sha256, members in groups.items():
+        labels = sorted({item.label for item, _ in members})
         if len(labels) > 1:
-            conflicts.append({"files": [item.id for item in items], "labels": labels})
+            conflicts.append({"files": [item.id for item, _ in members], "labels": labels})
             continue
-        duplicates += len(items) - 1
-        unique.append((sha256, items[0]))
-
-    samples = []
-    with preprocess_files([item.path for _, item in unique], workers=os.cpu_count() or 1) as prepared:
-        for (sha256, item), (_, image, error) in zip(unique, prepared):
-            if error is not None:
-                skipped.append({"file": item.id, "reason": error})
-                continue
-            samples.append(Sample(item.label, sha256, item.id, str(item.metadata.get("source", "by hand")), image))
+        duplicates += len(members) - 1
+        item, content = members[0]
+        try:
+            image = preprocess(content)
+        except PreprocessError as error:
+            skipped.append({"file": item.id, "reason": str(error)})
+            continue
+        samples.append(Sample(item.label, sha256, item.id, str(item.metadata.get("source", "by hand")), image))
     samples.sort(key=lambda s: (s.label, s.sha256))
     return Feedback(samples, skipped, duplicates, conflicts)
 
@@ -303,12 +306,13 @@ def finetune(
         return result
 
     sets = {"mnist_test": _mnist_test(), "feedback_holdout": _arrays(holdout), "feedback_train": _arrays(train_part)}
-    current = load_classifier(model_file(model_dir))
-    base_file, base_meta = find_base(model_dir)
+    current = load_classifier(model_dir=model_dir)
+    base = find_base(model_dir)
+    base_meta = base.metadata
     result["before"] = measure(current, sets)
     clock.lap("evaluate_before")
 
-    model = current.model if current.version == base_meta.get("version") else load_classifier(base_file).model
+    model = current.model if current.version == base_meta.get("version") else load_classifier(base.path).model
     settings = train_on_feedback(model, *sets["feedback_train"], epochs=epochs, steps=steps, seed=seed, verbose=verbose)
     clock.lap("train")
     result["after"] = measure(Classifier(model, {"version": "candidate"}), sets)
@@ -326,12 +330,12 @@ def finetune(
     version = new_version_name(model_dir, created, collected.sha256)
     result["after"]["model_version"] = version
     metadata = _version_metadata(version, created, base_meta, current.version, collected, result, settings, promote, clock)
-    save_model(model, metadata, versions_dir(model_dir) / f"{version}.keras")
+    save_version(model, metadata, model_dir)
     result["version"] = version
     if promote:
         promote_version(model_dir, version)
         result["promoted"] = True
-        result["message"] = f"Promoted {version} to the current model ({model_file(model_dir)}): {why}."
+        result["message"] = f"Promoted {version} to the current model ({model_dir / 'versions' / version}): {why}."
     else:
         result["message"] = f"Kept {current.version} as the current model; {version} is saved but not promoted: {why}."
     clock.lap("save")
@@ -456,11 +460,8 @@ def collect_mistakes(classifier: Classifier, sources: list, labels: np.ndarray, 
 
 
 def _copy_model_dir(source: Path, target: Path) -> None:
-    target.mkdir(parents=True)
-    for name in (config.model_path().name, config.metadata_path().name):
-        shutil.copy2(source / name, target / name)
-    if versions_dir(source).is_dir():
-        shutil.copytree(versions_dir(source), versions_dir(target))
+    """Links stay links: `current` and the convenience links are relative, so the copy points at its own versions."""
+    shutil.copytree(source, target, symlinks=True, ignore=shutil.ignore_patterns(".lock", ".staging-*", ".current-*"))
 
 
 def simulate(work_dir: Path | None = None, source_model_dir: Path | None = None, *, epochs: int = EPOCHS, seed: int = config.SEED, verbose: int = 0) -> dict:
@@ -483,14 +484,14 @@ def simulate(work_dir: Path | None = None, source_model_dir: Path | None = None,
     images, labels = realinputs.optdigits_set()
     pool, held = demo_split(len(labels))
     held_sources, held_labels = [images[i] for i in held], labels[held]
-    before = load_classifier(model_file(model_dir))
+    before = load_classifier(model_dir=model_dir)
     held_before = accuracy_on(before, held_sources, held_labels)
     saved = collect_mistakes(before, [images[i] for i in pool], labels[pool], [f"optdigits-{i:04d}.png" for i in pool], feedback_root)
 
     result = finetune(feedback_root, model_dir, epochs=epochs, seed=seed, verbose=verbose)
     held_after = held_before
     if result["version"]:
-        candidate = load_classifier(versions_dir(model_dir) / f"{result['version']}.keras")
+        candidate = load_classifier(model_dir / "versions" / result["version"])
         held_after = accuracy_on(candidate, held_sources, held_labels)
     return _demo_summary(work_dir, len(pool), saved, held_before, held_after, result)
 

@@ -7,19 +7,16 @@ accurate enough (with augmentation) to pass 99.6 % on the MNIST test set.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 import numpy as np
 
-from . import config
+from . import config, versions
 from .quiet_tensorflow import keras, tf
-from .atomic import atomic_write_bytes
-from .versions import metadata_file_for
+from .versions import ModelUnavailableError
 
 CONV_WIDTHS = (32, 64)  # filters in each of the two blocks of two 3x3 convolutions
 DENSE_UNITS = 128
@@ -82,32 +79,54 @@ class Classifier:
         return np.concatenate(chunks)
 
 
-def load_metadata(model_file: Path) -> dict:
-    meta = metadata_file_for(model_file)
-    return json.loads(meta.read_text()) if meta.is_file() else {}
+def load_classifier(path: Path | str | None = None, model_dir: Path | str | None = None) -> Classifier:
+    """The current model of `model_dir` (default model/), or the model file or version folder `path`.
+
+    The metadata is checked (schema, version name, the hashes of the files it names)
+    before Keras reads anything; every failure is a ModelUnavailableError with one line
+    for a person. A model file with no metadata.json beside it loads with empty metadata.
+    """
+    if path is None:
+        version = versions.resolve_current(Path(model_dir) if model_dir else None)
+        return Classifier(_load_keras(version.model_file), version.metadata, version.model_file)
+    model_file, metadata = _model_file_and_metadata(Path(path))
+    return Classifier(_load_keras(model_file), metadata, model_file)
 
 
-def load_classifier(path: Path | str | None = None) -> Classifier:
-    """Load `model/model.keras` (or `path`) with its metadata."""
-    path = Path(path) if path else config.model_path()
-    if not path.is_file():
-        raise FileNotFoundError(f"No model at {path}. Train one with `python -m digit_classifier train`.")
-    model = keras.models.load_model(path, compile=False)
-    return Classifier(model, load_metadata(path), path)
+def _model_file_and_metadata(path: Path) -> tuple[Path, dict]:
+    if not os.path.lexists(path):
+        raise ModelUnavailableError(f"No model at {path}. Train one with `python -m digit_classifier train`.")
+    real = Path(os.path.realpath(path))  # model/model.keras -> model/versions/<v>/model.keras: one version's files
+    if real.is_dir():
+        if os.path.lexists(real / versions.CURRENT):
+            version = versions.resolve_current(real)
+        else:
+            version = versions.check_folder(real)
+        return version.model_file, version.metadata
+    if not real.is_file():
+        raise ModelUnavailableError(f"No model at {path}: it is not a file.")
+    if real.name == versions.MODEL_FILE and os.path.lexists(real.parent / versions.METADATA_FILE):
+        return real, versions.check_folder(real.parent).metadata
+    return real, {}
 
 
-def save_model(model: keras.Model, metadata: dict, model_file: Path) -> None:
-    """Save the weights and architecture (no optimizer state) and the metadata, each atomically.
+def _load_keras(model_file: Path) -> keras.Model:
+    if not zipfile.is_zipfile(model_file):
+        raise ModelUnavailableError(f"{model_file} is not a Keras model: a .keras file is a zip archive, this is not one.")
+    try:
+        return keras.models.load_model(model_file, compile=False)
+    except Exception as error:  # Keras raises many kinds (ValueError, KeyError, OSError, zipfile errors ...)
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ModelUnavailableError(f"{model_file} cannot be loaded as a Keras model: {first}") from None
+
+
+def save_version(model: keras.Model, metadata: dict, model_dir: Path) -> versions.Version:
+    """Save `model` (weights and architecture, no optimizer state) as the new version metadata["version"].
 
     The optimizer's moment estimates would double the file size and are not
     needed: fine-tuning starts a fresh optimizer at a low learning rate.
+    The version is written as one unit (see versions.save_version); it is not made current here.
     """
-    model_file = Path(model_file)
     inference_copy = keras.models.clone_model(model)
     inference_copy.set_weights(model.get_weights())
-    model_file.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=model_file.parent) as tmp:
-        staged = Path(tmp) / "model.keras"
-        inference_copy.save(staged)
-        os.replace(staged, model_file)
-    atomic_write_bytes(metadata_file_for(model_file), (json.dumps(metadata, indent=2) + "\n").encode())
+    return versions.save_version(Path(model_dir), metadata, lambda folder: inference_copy.save(folder / versions.MODEL_FILE))

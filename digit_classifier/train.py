@@ -18,8 +18,9 @@ import numpy as np
 
 from . import config, data
 from .quiet_tensorflow import keras, tf
-from .model import build_cnn, save_model
+from .model import build_cnn, save_version
 from .preprocess import PREPROCESSING_VERSION
+from .versions import promote_version
 
 EPOCHS = 15
 BATCH_SIZE = 128
@@ -149,7 +150,7 @@ def train(
     seed: int = config.SEED,
     verbose: str | int = "auto",
 ) -> tuple[keras.Model, dict]:
-    """Train from scratch, evaluate once on the test set, save to `out_dir` (default `model/`)."""
+    """Train from scratch, evaluate once on the test set, save as a new version of `out_dir` (default `model/`) and make it current."""
     out_dir = Path(out_dir) if out_dir else config.model_dir()
     keras.utils.set_random_seed(seed)
     trained_code = code_version()
@@ -208,6 +209,6 @@ def train(
         "keras_version": keras.__version__,
         "code_version": trained_code,
     }
-    save_model(model, metadata, out_dir / "model.keras")
-    save_model(model, metadata, out_dir / "versions" / f"{metadata['version']}.keras")
+    save_version(model, metadata, out_dir)
+    promote_version(out_dir, metadata["version"])  # the model it replaces stays one `rollback` away
     return model, metadata

@@ -15,7 +15,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from app_pages import common
-from digit_classifier import config, feedback, predict
+from digit_classifier import config, feedback, predict, versions
 from digit_classifier.preprocess import PREPROCESSING_VERSION, PreprocessError, preprocess
 from tools.app_harness import APP, digit_png
 
@@ -195,21 +195,70 @@ def test_review_page_counts_lists_moves_and_deletes(trained_model, feedback_root
     assert {metric.label: metric.value for metric in app.metric}["Digit 3"] == "1"
 
 
-def test_a_replaced_model_is_used_without_restart(trained_model, feedback_root, tmp_path, monkeypatch):
-    model_dir = tmp_path / "model"
-    model_dir.mkdir()
-    shutil.copy2(trained_model, model_dir / "model.keras")
-    metadata = json.loads(config.metadata_path().read_text())
-    (model_dir / "metadata.json").write_text(json.dumps(metadata))
+def test_a_promoted_version_is_used_without_restart(trained_model, feedback_root, tmp_path, monkeypatch):
+    model_dir = shutil.copytree(config.model_dir(), tmp_path / "model", symlinks=True, ignore=shutil.ignore_patterns(".lock"))
+    base = versions.resolve_current(model_dir)
     monkeypatch.setenv("DIGIT_MODEL_DIR", str(model_dir))
     app = start_app()
-    assert f"**Model** `{metadata['version']}`" in texts(app.sidebar.markdown)
+    assert f"**Model** `{base.name}`" in texts(app.sidebar.markdown)
 
-    (model_dir / "metadata.json").write_text(json.dumps({**metadata, "version": "replaced-for-test"}))
-    stamp = (model_dir / "model.keras").stat().st_mtime_ns + 1_000_000_000
-    os.utime(model_dir / "model.keras", ns=(stamp, stamp))
+    metadata = {**base.metadata, "version": "replaced-for-test", "kind": "finetuned", "parent": base.name}
+    versions.save_version(model_dir, metadata, lambda folder: shutil.copyfile(base.model_file, folder / "model.keras"))
+    versions.promote_version(model_dir, "replaced-for-test")
     app.run()
     assert "**Model** `replaced-for-test`" in texts(app.sidebar.markdown)
+
+
+DAMAGE = {
+    "corrupt-metadata": ("metadata.json", b'{"version": "base'),
+    "empty-metadata": ("metadata.json", b""),
+    "list-metadata": ("metadata.json", b"[]"),
+    "wrong-schema": ("metadata.json", b'{"version": "someone-else", "kind": "base"}'),
+    "truncated-model": ("model.keras", None),
+}
+
+
+@pytest.mark.parametrize("kind", DAMAGE)
+def test_a_damaged_model_is_explained_on_classify_and_review_still_works(feedback_root, tmp_path, monkeypatch, kind):
+    model_dir = shutil.copytree(config.model_dir(), tmp_path / "model", symlinks=True, ignore=shutil.ignore_patterns(".lock"))
+    name, content = DAMAGE[kind]
+    target = versions.resolve_current(model_dir).path / name
+    target.write_bytes(target.read_bytes()[:5000] if content is None else content)
+    monkeypatch.setenv("DIGIT_MODEL_DIR", str(model_dir))
+    feedback.save_correction(
+        digit_png(7), 1, predicted_label=7, confidence=0.9, probabilities=[0.01] * 9 + [0.91], source="upload",
+    )
+
+    app = start_app()
+
+    [problem] = [text for text in texts(app.sidebar.warning) if text.startswith("model unavailable: ")]
+    assert str(target) in problem and "\n" not in problem
+    assert any(problem.removeprefix("model unavailable: ") in text for text in texts(app.error))
+    assert predictions(app) == [] and not app.tabs
+    app.switch_page(REVIEW_PAGE).run()
+    assert not app.exception, app.exception
+    assert {metric.label: metric.value for metric in app.metric}["Digit 1"] == "1"
+
+
+def test_review_lists_a_name_that_is_not_utf8_and_skips_links_and_fifos(trained_model, feedback_root, tmp_path):
+    (feedback_root / "4").mkdir()
+    with open(os.path.join(os.fsencode(feedback_root / "4"), b"caf\xe9 \xff.png"), "wb") as handle:
+        handle.write(digit_png(4))
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(digit_png(1))
+    (feedback_root / "4" / "link.png").symlink_to(secret)
+    os.mkfifo(feedback_root / "4" / "pipe.json")
+    app = start_app()
+    app.switch_page(REVIEW_PAGE).run()
+    assert not app.exception, app.exception
+
+    assert {metric.label: metric.value for metric in app.metric}["Digit 4"] == "1"
+    [warning] = texts(app.warning)
+    assert "4/link.png: skipped: not a regular file" in warning and "4/pipe.json: skipped: not a regular file" in warning
+    app.button(key="delete-4/caf\\xe9 \\xff.png").click().run()
+    assert not app.exception, app.exception
+    assert b"caf\xe9 \xff.png" not in os.listdir(os.fsencode(feedback_root / "4"))
+    assert secret.is_file()
 
 
 def test_without_a_model_the_app_explains_and_review_still_works(feedback_root, tmp_path, monkeypatch):

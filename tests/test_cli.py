@@ -137,7 +137,7 @@ def test_models_and_rollback_answer_without_loading_tensorflow(tmp_path):
     import shutil
 
     model_dir = tmp_path / "model"
-    shutil.copytree(config.model_dir(), model_dir)
+    shutil.copytree(config.model_dir(), model_dir, symlinks=True, ignore=shutil.ignore_patterns(".lock"))
     script = (
         "import sys\n"
         "from digit_classifier.__main__ import main\n"

@@ -7,6 +7,7 @@ import io
 import json
 import multiprocessing
 import os
+import threading
 import zipfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -47,6 +48,10 @@ def all_files(root: Path) -> set[str]:
     return {str(path.relative_to(root)) for path in root.rglob("*")} if root.exists() else set()
 
 
+def sidecar(item: feedback.FeedbackItem) -> dict:
+    return json.loads(item.path.with_suffix(".json").read_text())
+
+
 def jpeg_bytes(seed: int = 0) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(digit_image(seed, channels=3)).save(buffer, format="JPEG")
@@ -77,6 +82,8 @@ def test_round_trip_keeps_pixels_alpha_and_metadata(tmp_path):
         assert stored.mode == "RGBA"
         np.testing.assert_array_equal(np.asarray(stored), image)
     metadata = json.loads(item.path.with_suffix(".json").read_text())
+    assert metadata["undo_tokens"] == [result.undo_token]
+    del metadata["undo_tokens"]  # bookkeeping for Undo, not part of what an item says
     assert metadata == item.metadata
     assert set(metadata) == METADATA_KEYS
     assert metadata["format_version"] == 1
@@ -128,14 +135,16 @@ def test_list_items_is_newest_first(tmp_path):
 
 def test_same_image_under_same_label_is_stored_once(tmp_path):
     first = save(digit_image(1), 4, tmp_path)
-    files = {path: path.read_bytes() for path in (tmp_path / "4").iterdir()}
+    image_bytes = first.item.path.read_bytes()
 
     again = save(digit_image(1), 4, tmp_path, predicted_label=9, source="upload")
 
     assert first.created and not again.created
-    assert again.item == first.item
+    assert again.item == first.item  # the first save's description stands
     assert len(feedback.list_items(tmp_path)) == 1
-    assert {path: path.read_bytes() for path in (tmp_path / "4").iterdir()} == files
+    assert sorted(path.name for path in (tmp_path / "4").iterdir()) == sorted([first.item.path.name, first.item.path.with_suffix(".json").name])
+    assert first.item.path.read_bytes() == image_bytes
+    assert sidecar(first.item)["undo_tokens"] == [first.undo_token, again.undo_token]
 
 
 def test_different_images_or_labels_give_different_items(tmp_path):
@@ -158,19 +167,15 @@ def test_saves_leave_no_temporary_files(tmp_path):
     assert len(all_files(tmp_path)) == 5 + 10  # five label folders, five images, five sidecars
 
 
-@pytest.mark.parametrize("failing_call", [1, 2], ids=["png-write", "json-write"])
-def test_failed_write_leaves_nothing_visible(tmp_path, monkeypatch, failing_call):
+@pytest.mark.parametrize("failing", ["link", "replace"], ids=["png-write", "json-write"])
+def test_failed_write_leaves_nothing_visible(tmp_path, monkeypatch, failing):
     save(digit_image(0), 3, tmp_path)
     files_before, items_before = all_files(tmp_path), feedback.list_items(tmp_path)
-    real_replace, calls = os.replace, []
 
-    def replace_failing_once(source, target):
-        calls.append(target)
-        if len(calls) == failing_call:
-            raise OSError("disk full")
-        real_replace(source, target)
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
 
-    monkeypatch.setattr(os, "replace", replace_failing_once)
+    monkeypatch.setattr(os, failing, fail)  # the image appears by os.link, its sidecar by os.replace
     with pytest.raises(OSError, match="disk full"):
         save(digit_image(1), 3, tmp_path)
     monkeypatch.undo()
@@ -294,13 +299,15 @@ def test_delete_removes_image_and_sidecar(tmp_path):
 
 
 def test_relabel_moves_files_and_updates_true_label(tmp_path):
-    item = save(digit_image(1), 3, tmp_path).item
+    saved = save(digit_image(1), 3, tmp_path)
+    item = saved.item
 
     moved = feedback.relabel(item, "5")
 
     assert moved.path == tmp_path / "5" / item.path.name
     assert not item.path.exists() and not item.path.with_suffix(".json").exists()
     on_disk = json.loads(moved.path.with_suffix(".json").read_text())
+    assert on_disk.pop("undo_tokens") == [saved.undo_token]  # an Undo of that save still finds its token
     assert on_disk == moved.metadata == {**item.metadata, "true_label": 5}
     assert feedback.list_items(tmp_path) == [moved]
 
@@ -362,7 +369,7 @@ def test_export_zip_holds_every_image_and_sidecar(tmp_path):
     with zipfile.ZipFile(io.BytesIO(feedback.export_zip(tmp_path))) as archive:
         names = set(archive.namelist())
         assert names == {item.id, item.id.replace(".png", ".json"), "4/photo.jpg"}
-        assert json.loads(archive.read(item.id.replace(".png", ".json"))) == item.metadata
+        assert json.loads(archive.read(item.id.replace(".png", ".json"))) == {**item.metadata, "undo_tokens": sidecar(item)["undo_tokens"]}
         with Image.open(io.BytesIO(archive.read(item.id))) as image:
             np.testing.assert_array_equal(np.asarray(image), digit_image(1))
         with Image.open(io.BytesIO(archive.read("4/photo.jpg"))) as image:
@@ -411,3 +418,213 @@ def test_concurrent_saves_from_many_processes(tmp_path):
         metadata = json.loads(item.path.with_suffix(".json").read_text())
         assert metadata["sha256"] == hashlib.sha256(item.path.read_bytes()).hexdigest()
     assert not [name for name in all_files(tmp_path) if Path(name).name.startswith(".")]
+
+
+# Concurrent saves of one image -----------------------------------------------------------
+
+SAME_IMAGE_ROUNDS = 5
+
+
+def save_same_image(root: Path, start, results) -> None:
+    start.wait()
+    for round_ in range(SAME_IMAGE_ROUNDS):
+        result = save(digit_image(100 + round_), 3, root)
+        results.put((round_, result.created, result.undo_token))
+
+
+def test_concurrent_saves_of_one_image_create_it_exactly_once_and_undo_keeps_it_for_the_others(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Event(), context.Queue()
+    processes = [context.Process(target=save_same_image, args=(tmp_path, start, results)) for _ in range(WORKERS)]
+    for process in processes:
+        process.start()
+    start.set()
+    outcomes = [results.get(timeout=60) for _ in range(WORKERS * SAME_IMAGE_ROUNDS)]
+    for process in processes:
+        process.join(timeout=60)
+
+    assert [process.exitcode for process in processes] == [0] * WORKERS
+    for round_ in range(SAME_IMAGE_ROUNDS):
+        mine = [(created, token) for r, created, token in outcomes if r == round_]
+        assert sum(created for created, _ in mine) == 1, mine
+    items = {item.path.read_bytes(): item for item in feedback.list_items(tmp_path)}
+    assert len(items) == SAME_IMAGE_ROUNDS
+    for round_ in range(SAME_IMAGE_ROUNDS):
+        item = items[feedback.encode_png(digit_image(100 + round_))]
+        assert sorted(sidecar(item)["undo_tokens"]) == sorted(token for r, _, token in outcomes if r == round_)
+
+    first = items[feedback.encode_png(digit_image(100))]
+    creator_token = next(token for r, created, token in outcomes if r == 0 and created)
+    assert feedback.undo_save(feedback.SaveResult(first, True, creator_token)) is False
+    assert first.path.is_file(), "another session's save still holds the item"
+    assert len(sidecar(first)["undo_tokens"]) == WORKERS - 1
+
+
+def test_undo_of_the_creating_save_keeps_an_item_another_save_holds(tmp_path):
+    created = save(digit_image(1), 3, tmp_path)
+    other = save(digit_image(1), 3, tmp_path)
+
+    assert feedback.undo_save(created) is False
+    assert [item.path for item in feedback.list_items(tmp_path)] == [created.item.path]
+    assert sidecar(created.item)["undo_tokens"] == [other.undo_token]
+
+    assert feedback.undo_save(created) is False  # a second undo of the same save changes nothing
+    assert feedback.undo_save(other) is True
+    assert feedback.list_items(tmp_path) == []
+
+
+def test_a_save_of_a_hand_dropped_image_holds_nothing_and_undo_keeps_it(tmp_path):
+    png = feedback.encode_png(digit_image(1))
+    (tmp_path / "3").mkdir()
+    (tmp_path / "3" / f"{hashlib.sha256(png).hexdigest()[:16]}.png").write_bytes(png)
+    result = save(digit_image(1), 3, tmp_path)
+    assert not result.created and result.undo_token is None
+    feedback.undo_save(result)
+    assert len(feedback.list_items(tmp_path)) == 1
+
+
+# The store is a closed world -------------------------------------------------------------
+
+
+@pytest.fixture
+def outside(tmp_path) -> Path:
+    """A folder outside the store, with an image and a secret the store must never reach."""
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    (folder / "victim.png").write_bytes(feedback.encode_png(digit_image(7)))
+    (folder / "secret.txt").write_text("root:x:0:0:not for the store\n")
+    return folder
+
+
+@pytest.fixture
+def store(tmp_path) -> Path:
+    root = tmp_path / "store"
+    root.mkdir()
+    return root
+
+
+def test_file_links_are_skipped_reported_and_never_read(store, outside):
+    kept = save(digit_image(1), 3, store).item
+    (store / "3" / "x.png").symlink_to(outside / "victim.png")
+    (store / "3" / "x.json").symlink_to(outside / "secret.txt")
+    (store / "3" / "y.png").symlink_to(outside / "secret.txt")
+
+    listing = feedback.scan(store)
+
+    assert listing.items == [kept]
+    assert sorted(map(str, listing.skipped)) == [f"3/{name}: skipped: not a regular file" for name in ("x.json", "x.png", "y.png")]
+    with zipfile.ZipFile(io.BytesIO(feedback.export_zip(store))) as archive:
+        assert sorted(archive.namelist()) == sorted([kept.id, kept.id.replace(".png", ".json")])
+        assert not any(b"not for the store" in archive.read(name) for name in archive.namelist())
+    linked = feedback.FeedbackItem(store / "3" / "x.png", 3, {})
+    with pytest.raises(feedback.StoreError):
+        feedback.read_image(linked)
+    with pytest.raises(feedback.StoreError):
+        feedback.relabel(linked, 4)
+    feedback.delete_item(linked)  # removes the link itself, never its target
+    assert (outside / "victim.png").is_file() and not (store / "3" / "x.png").is_symlink()
+
+
+def test_a_label_folder_that_is_a_link_is_refused_everywhere(store, outside):
+    (store / "5").symlink_to(outside, target_is_directory=True)
+    before = {path.name: path.read_bytes() for path in outside.iterdir()}
+    kept = save(digit_image(1), 3, store).item
+
+    listing = feedback.scan(store)
+    assert listing.items == [kept]
+    assert [str(entry) for entry in listing.skipped] == ["5: skipped: a label folder must not be a link"]
+    with pytest.raises(feedback.StoreError):
+        save(digit_image(2), 5, store)
+    inside_the_link = feedback.FeedbackItem(store / "5" / "victim.png", 5, {})
+    for operation in (feedback.delete_item, feedback.read_image, lambda item: feedback.relabel(item, 3)):
+        with pytest.raises(feedback.StoreError):
+            operation(inside_the_link)
+    with pytest.raises(feedback.StoreError):
+        feedback.relabel(kept, 5)
+    assert {path.name: path.read_bytes() for path in outside.iterdir()} == before
+    assert kept.path.is_file()
+    with zipfile.ZipFile(io.BytesIO(feedback.export_zip(store))) as archive:
+        assert not [name for name in archive.namelist() if name.startswith("5/")]
+
+
+def _list_in_thread(root: Path) -> tuple[threading.Thread, list]:
+    found = []
+    thread = threading.Thread(target=lambda: found.append(feedback.scan(root)), daemon=True)
+    thread.start()
+    return thread, found
+
+
+def test_a_fifo_named_like_a_sidecar_or_an_image_never_hangs_the_listing(store):
+    item = save(digit_image(1), 3, store).item
+    item.path.with_suffix(".json").unlink()
+    os.mkfifo(item.path.with_suffix(".json"))
+    os.mkfifo(store / "3" / "pipe.png")
+
+    thread, found = _list_in_thread(store)
+    thread.join(timeout=1.0)
+
+    assert not thread.is_alive(), "listing the store blocked on a FIFO"
+    [listing] = found
+    assert [listed.path for listed in listing.items] == [item.path] and listing.items[0].metadata == {}
+    assert sorted(map(str, listing.skipped)) == [f"3/{item.path.stem}.json: skipped: not a regular file", "3/pipe.png: skipped: not a regular file"]
+    feedback.export_zip(store)
+
+
+def test_a_name_that_is_not_utf8_is_listed_escaped_zipped_moved_and_deleted(store):
+    png = feedback.encode_png(digit_image(1))
+    (store / "3").mkdir()
+    raw_name = b"\xff\xfe photo.png"
+    with open(os.path.join(os.fsencode(store / "3"), raw_name), "wb") as handle:
+        handle.write(png)
+
+    [item] = feedback.list_items(store)
+
+    assert item.name == "\\xff\\xfe photo.png" and item.id == "3/\\xff\\xfe photo.png"
+    item.id.encode("utf-8")  # can be shown, sent to a browser, used as a widget key
+    with zipfile.ZipFile(io.BytesIO(feedback.export_zip(store))) as archive:
+        assert archive.namelist() == [item.id]
+        assert archive.read(item.id) == png
+    moved = feedback.relabel(item, 4)
+    assert os.listdir(os.fsencode(store / "4")) == [raw_name]
+    feedback.delete_item(moved)
+    assert feedback.list_items(store) == []
+
+
+def test_display_name_escapes_without_ever_merging_two_names():
+    names = ["a.png", "\udcff.png", "\\xff.png", "tab\there.png", "é.png"]
+    shown = [feedback.display_name(name) for name in names]
+    assert shown == ["a.png", "\\xff.png", "\\\\xff.png", "tab\\u0009here.png", "é.png"]
+    assert len(set(shown)) == len(names)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("saved_at", "9999-12-31T23:59:59-12:00"),
+        ("saved_at", "yesterday"),
+        ("saved_at", 12),
+        ("predicted_label", "seven"),
+        ("predicted_label", True),
+        ("confidence", 7),
+        ("probabilities", [0.5]),
+        ("source", {"nested": "object"}),
+        ("original_filename", "../../etc/passwd"),
+        ("sha256", None),
+    ],
+)
+def test_a_bad_sidecar_field_is_unknown_for_that_item_only(store, field, value):
+    bad = save(digit_image(1), 3, store).item
+    good = save(digit_image(2), 3, store).item
+    on_disk = sidecar(bad)
+    on_disk[field] = value
+    bad.path.with_suffix(".json").write_text(json.dumps(on_disk))
+
+    items = {item.path: item for item in feedback.list_items(store)}
+
+    assert field not in items[bad.path].metadata
+    assert {k: v for k, v in items[bad.path].metadata.items()} == {k: v for k, v in bad.metadata.items() if k != field}
+    assert items[good.path] == good
+    assert items[bad.path].saved_at is not None  # the file's own time stands in
+    assert feedback.counts(store)[3] == 2
+    with zipfile.ZipFile(io.BytesIO(feedback.export_zip(store))) as archive:
+        assert len(archive.namelist()) == 4

@@ -65,7 +65,7 @@ def file_hashes(root: Path) -> dict[str, str]:
 def model_dir(trained_model: Path, tmp_path: Path) -> Path:
     """A copy of the committed model folder (current model, metadata, versions/)."""
     copy = tmp_path / "model"
-    shutil.copytree(trained_model.parent, copy)
+    shutil.copytree(config.model_dir(), copy, symlinks=True, ignore=shutil.ignore_patterns(".lock"))
     return copy
 
 
@@ -119,6 +119,25 @@ def test_unusable_files_are_skipped_and_listed(store):
     assert len(collected.samples) == 60
     warning = " ".join(collected.warnings())
     assert "3/notes.png" in warning and "4/cut.png" in warning and "2/blank.png" in warning
+
+
+def test_links_and_special_files_are_never_read(store, tmp_path, mnist_test):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(png_of(mnist_test.images[0]))
+    shutil.rmtree(store / "8")
+    (store / "8").symlink_to(outside, target_is_directory=True)
+    (store / "3" / "link.png").symlink_to(outside / "secret.png")
+    os.mkfifo(store / "3" / "pipe.png")
+
+    collected = finetune.load_feedback(store)
+
+    assert len(collected.samples) == 54 and not [s for s in collected.samples if s.name.startswith("8/")]
+    assert sorted((entry["file"], entry["reason"]) for entry in collected.skipped) == [
+        ("3/link.png", "skipped: not a regular file"),
+        ("3/pipe.png", "skipped: not a regular file"),
+        ("8", "skipped: a label folder must not be a link"),
+    ]
 
 
 def test_duplicates_count_once_and_conflicting_labels_are_left_out(feedback_root, mnist_test):
@@ -189,9 +208,10 @@ def test_promotion_is_refused_when_mnist_accuracy_drops(model_dir, store):
     assert result["promoted"] is False and "MNIST test" in result["reason"]
     assert "Kept" in result["message"]
     assert file_hashes(store) == store_before
-    version_file = model_dir / "versions" / f"{result['version']}.keras"
-    assert {k: v for k, v in file_hashes(model_dir).items() if result["version"] not in k} == current
-    metadata = json.loads(version_file.with_suffix(".json").read_text())
+    version_dir = model_dir / "versions" / result["version"]
+    assert {k: v for k, v in file_hashes(model_dir).items() if result["version"] not in k and k != ".lock"} == current
+    assert os.readlink(model_dir / "current") == f"versions/{json.loads((model_dir / 'metadata.json').read_text())['version']}"
+    metadata = json.loads((version_dir / "metadata.json").read_text())
     base = json.loads((model_dir / "metadata.json").read_text())
     assert metadata["kind"] == "finetuned" and metadata["parent"] == base["version"]
     assert metadata["feedback"]["count"] == 60 and metadata["feedback"]["sha256"] == finetune.load_feedback(store).sha256
@@ -212,21 +232,22 @@ def test_promotion_then_rollback_restores_the_previous_version(model_dir, store)
     result = finetune.finetune(store, model_dir, max_mnist_drop=100.0, min_holdout_gain=-100.0, **FAST)
 
     assert result["promoted"] is True and file_hashes(store) == store_before
-    version_file = model_dir / "versions" / f"{result['version']}.keras"
-    assert (model_dir / "model.keras").read_bytes() == version_file.read_bytes()
+    version_dir = model_dir / "versions" / result["version"]
+    assert (model_dir / "model.keras").read_bytes() == (version_dir / "model.keras").read_bytes()
     current = json.loads((model_dir / "metadata.json").read_text())
-    assert current["version"] == result["version"] and current["previous_versions"] == [base_meta["version"]]
-    assert versions.find_base(model_dir)[1]["version"] == base_meta["version"]
-    tuned, base = load_classifier(version_file).model, load_classifier(model_dir / "versions" / f"{base_meta['version']}.keras").model
+    assert current["version"] == result["version"]
+    assert versions.read_history(model_dir).stack_below(result["version"]) == [base_meta["version"]]
+    assert versions.find_base(model_dir).name == base_meta["version"]
+    tuned, base = load_classifier(version_dir).model, load_classifier(model_dir / "versions" / base_meta["version"]).model
     for layer in base.layers:
         same = all(np.array_equal(a, b) for a, b in zip(layer.get_weights(), tuned.get_layer(layer.name).get_weights()))
         assert same == (layer.__class__.__name__ == "BatchNormalization" or not layer.get_weights()), layer.name
 
-    assert versions.rollback(model_dir) == {"from": result["version"], "to": base_meta["version"]}
+    assert versions.rollback(model_dir) == versions.Rollback(result["version"], base_meta["version"])
 
     assert (model_dir / "model.keras").read_bytes() == base_bytes
     restored = json.loads((model_dir / "metadata.json").read_text())
-    assert restored["version"] == base_meta["version"] and restored["previous_versions"] == []
+    assert restored == base_meta and versions.read_history(model_dir).stack_below(base_meta["version"]) == []
     with pytest.raises(versions.FinetuneError, match="Nothing to roll back"):
         versions.rollback(model_dir)
     listing = run_cli("models", "--json", model_dir=model_dir, feedback_dir=store)

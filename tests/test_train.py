@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -23,8 +24,10 @@ def test_tiny_training_run_learns_and_saves(tmp_path):
     assert written["train_samples"] == 1024 and written["parameters"] == model.count_params()
     assert len(written["epoch_seconds"]) == 3 and all(seconds > 0 for seconds in written["epoch_seconds"])
     assert abs(sum(written["epoch_seconds"]) - written["training_seconds"]) < 0.1 * written["training_seconds"] + 0.5
-    assert (tmp_path / "versions" / f"{metadata['version']}.keras").is_file()
-    reloaded = load_classifier(tmp_path / "model.keras")
+    assert os.readlink(tmp_path / "current") == f"versions/{metadata['version']}"
+    assert json.loads((tmp_path / "versions" / metadata["version"] / "metadata.json").read_text()) == written
+    reloaded = load_classifier(model_dir=tmp_path)
+    assert reloaded.metadata == written
     x = data.to_model_input(data.load_split("test").images[:8])
     assert np.allclose(reloaded.probabilities(x), model(x, training=False).numpy(), atol=1e-5)
 
