@@ -435,40 +435,42 @@ def _ink_from_luminance(
 MIN_PHOTO_SIDE = 256  # pictures at least this long (original pixels) may be photos: paper on a desk, shadows
 SHADOW_DEPTH = 0.88  # paper darker than this share of the fitted lighting, over a region, is in a shadow
 SHADOW_SIDE = 256  # shadows are mapped at this size: they are large and soft
-SHADOW_REACH = 31  # pixels at SHADOW_SIDE: wider than strokes there, narrower than a shadow
-SHADOW_CORE = 51  # a shadow holds a disc this wide (pixels at SHADOW_SIDE); strokes, even thick ones, do not
+SHADOW_REACH = 15  # pixels at SHADOW_SIDE: wider than strokes there, narrower than a shadow
+SHADOW_CORE = 31  # a shadow holds a disc this wide (pixels at SHADOW_SIDE); strokes, even thick ones, do not
 MIN_SHADOW = 0.08  # share of the picture a shadow covers at least
 MAX_SHADOW_DEPTH = 0.65  # a shadow on paper takes away at most this share of the light; ink takes more
 
 
 def _under_shadows(luminance: np.ndarray, background: np.ndarray, surface: np.ndarray | None) -> np.ndarray:
-    """The background corrected where a shadow (or a reflection) lies over part of the paper.
+    """The background to use when a shadow (or a reflection) lies over part of the paper, else `background`.
 
     The quadratic lighting fit cannot follow a shadow's edge. A grey closing
-    (the brightest value nearby, then the darkest) removes strokes narrower than
-    its reach and keeps the paper's own brightness, shadow included. It is
-    used only where it departs from the fit by more than lighting does, so a
+    (the brightest value nearby, then the darkest) removes strokes narrower
+    than its reach and keeps the paper's own brightness, shadow included. It
+    replaces the fit only where the two disagree over a large region, so a
     picture without shadows keeps the fit exactly.
     """
     height, width = luminance.shape
     factor = SHADOW_SIDE / max(height, width)
     size = (max(8, round(width * factor)), max(8, round(height * factor)))
-    ratio = cv2.resize(luminance / np.maximum(background, 0.02), size, interpolation=cv2.INTER_AREA)
+    small = cv2.resize(luminance, size, interpolation=cv2.INTER_AREA)
+    fitted = cv2.resize(background, size, interpolation=cv2.INTER_AREA)
     if surface is not None:
-        ratio = np.where(cv2.resize(surface.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0, ratio, 1.0)
+        inside = cv2.resize(surface.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+        small = np.where(inside, small, fitted)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (SHADOW_REACH, SHADOW_REACH))
-    local = cv2.GaussianBlur(cv2.morphologyEx(ratio.astype(np.float32), cv2.MORPH_CLOSE, kernel), (0, 0), 2.0)
-    departure = (local < SHADOW_DEPTH).astype(np.uint8)
+    local = cv2.GaussianBlur(cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel), (0, 0), 1.5)
+    ratio = local / np.maximum(fitted, 0.02)
+    departure = ((ratio < SHADOW_DEPTH) | (ratio > 2 - SHADOW_DEPTH)).astype(np.uint8)
     if departure.mean() < MIN_SHADOW:
         return background
     core = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (SHADOW_CORE, SHADOW_CORE))
     if not cv2.erode(departure, core).any():  # only strokes depart from the fit: no shadow
         return background
-    depth = float(np.median(local[departure > 0]))
-    if depth < 1 - MAX_SHADOW_DEPTH:
+    shadowed = ratio < SHADOW_DEPTH
+    if shadowed.any() and float(np.median(ratio[shadowed])) < 1 - MAX_SHADOW_DEPTH:
         return background  # far darker than shadows on paper get: that is ink (a large, blurred digit)
-    correction = cv2.resize(local, (width, height), interpolation=cv2.INTER_LINEAR)
-    return (background * correction).astype(np.float32)
+    return cv2.resize(local, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float32)
 
 
 def _quadratic_terms(ys: np.ndarray, xs: np.ndarray) -> list[np.ndarray]:
