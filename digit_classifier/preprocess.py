@@ -65,7 +65,7 @@ def preprocess_steps(source: ImageSource) -> Steps:
     image, original_size = open_reduced(source)
     arrays = working_arrays(image, original_size)
     scene = find_scene(arrays)
-    region = locate_digit(scene.ink, scene.surface)
+    region = locate_digit(scene.ink, scene.surface, scene.rulings)
     framed = frame_digit(scene.ink, region.mask, region.bbox, region.stroke_level)
     return Steps(
         arrays.luminance, scene.surface, scene.rulings, scene.ink, region.mask, region.bbox,

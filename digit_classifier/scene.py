@@ -37,6 +37,11 @@ MIN_SIGNAL_TO_NOISE = 6.0  # strongest (smoothed) ink over pixel noise; pure noi
 INK_THRESHOLD = 0.15  # share of the peak ink that marks a stroke pixel (low: faint parts of blurry digits count)
 KEEP_COMPONENT = 0.08  # strokes lighter than this share of the main stroke are specks
 MAX_INK_COVERAGE = 0.6  # an image more than this much strong ink (over half the peak) is texture, not a digit
+MIN_STROKE_TO_NOISE = 3.5  # a digit's typical stroke (not only its darkest pixel) stands this far above the noise
+LINE_TRACE = 0.05  # removed ink above this marks where a printed line ran
+MAX_ON_LINES = 0.75  # a stroke with this share of its pixels on printed lines is what is left of them
+COMPARABLE = 0.25  # strokes with at least this share of the main stroke's ink count as writing ...
+MAX_COMPARABLE = 15  # ... and more of them than a number and a stray mark or two is a page of writing
 
 
 @dataclass(frozen=True)
@@ -519,12 +524,19 @@ def _background(luminance: np.ndarray, dark_ink: bool, surface: np.ndarray | Non
     return (c[0] + c[1] * full_xs + c[2] * full_ys + c[3] * full_xs**2 + c[4] * full_xs * full_ys + c[5] * full_ys**2).astype(np.float32)
 
 
-def locate_digit(ink: np.ndarray, surface: np.ndarray | None = None) -> DigitRegion:
-    """The digit in an ink map: its pixels, bounding box and stroke intensity."""
+def locate_digit(ink: np.ndarray, surface: np.ndarray | None = None, rulings: np.ndarray | None = None) -> DigitRegion:
+    """The digit in an ink map: its pixels, bounding box and stroke intensity.
+
+    Refuses (NoDigitFoundError, with a message for a person): faint or blank
+    pictures, noise and texture, ink covering most of the picture, what is
+    left of printed lines once they are removed, pages so full of writing
+    that no single digit stands out, and specks.
+    """
     smooth = ndimage.gaussian_filter(ink, 1.0)
     peak = float(smooth.max())
     detail = ink - smooth  # pixel-to-pixel noise; smooth strokes leave almost nothing here
-    noise = 1.4826 * float(np.median(np.abs(detail - np.median(detail))))
+    on_paper = detail[surface] if surface is not None and not surface.all() else detail
+    noise = 1.4826 * float(np.median(np.abs(on_paper - np.median(on_paper))))
     if peak < MIN_INK:
         raise NoDigitFoundError("The strokes are too faint: no digit was found.")
     if peak < MIN_SIGNAL_TO_NOISE * noise:
@@ -534,15 +546,27 @@ def locate_digit(ink: np.ndarray, surface: np.ndarray | None = None) -> DigitReg
         raise NoDigitFoundError("Ink covers most of the image: no single digit stands out. Crop to one digit on a plain background.")
     labels, count = ndimage.label(strokes, structure=np.ones((3, 3)))
     masses = np.bincount(labels.ravel(), weights=smooth.ravel(), minlength=count + 1)[1:]  # ink per component
+    if rulings is not None and rulings.any():
+        # What is left of a printed line lies along it; a digit that crosses lines mostly does not.
+        band = _dilate_mask(rulings > LINE_TRACE, 1)
+        on_lines = np.bincount(labels.ravel(), weights=band.ravel(), minlength=count + 1)[1:]
+        sizes = np.maximum(np.bincount(labels.ravel(), minlength=count + 1)[1:], 1)
+        masses = np.where(on_lines / sizes >= MAX_ON_LINES, 0.0, masses)
+        if not masses.any():
+            raise NoDigitFoundError("Only the paper's printed lines were found: no digit. Write or draw a digit and try again.")
     boxes = ndimage.find_objects(labels)
     main = int(np.argmax(masses))
+    if np.count_nonzero(masses >= COMPARABLE * masses[main]) > MAX_COMPARABLE:
+        raise NoDigitFoundError(
+            "The picture holds a lot of writing: no single digit stands out. Crop it to the digit you want read."
+        )
     top, left, bottom, right = _box_of(boxes[main])
     reach = 0.6 * max(bottom - top, right - left)
     kept = []
     for index, (mass, box) in enumerate(zip(masses, boxes)):
         upper, leftmost, lower, rightmost = _box_of(box)
         near = upper < bottom + reach and lower > top - reach and leftmost < right + reach and rightmost > left - reach
-        if mass >= KEEP_COMPONENT * masses[main] and near:
+        if mass > 0 and mass >= KEEP_COMPONENT * masses[main] and near:
             kept.append(index + 1)
     keep = np.zeros(count + 1, dtype=bool)
     keep[kept] = True
@@ -552,7 +576,13 @@ def locate_digit(ink: np.ndarray, surface: np.ndarray | None = None) -> DigitReg
     if max(bbox[2] - bbox[0], bbox[3] - bbox[1]) < 0.025 * max(ink.shape):
         raise NoDigitFoundError("Only specks were found, too small to be a digit. Draw the digit larger.")
     stroke_level = float(np.percentile(smooth[mask], 90))
+    if stroke_level < max(MIN_INK, MIN_STROKE_TO_NOISE * noise):  # grain that merely crosses the threshold
+        raise NoDigitFoundError("The image looks like noise or texture: no digit stands out from the background.")
     return DigitRegion(mask, bbox, stroke_level)
+
+
+def _dilate_mask(mask: np.ndarray, steps: int) -> np.ndarray:
+    return cv2.dilate(mask.astype(np.uint8), np.ones((2 * steps + 1, 2 * steps + 1), np.uint8)) > 0
 
 
 def _box_of(slices: tuple[slice, slice]) -> tuple[int, int, int, int]:

@@ -1,0 +1,178 @@
+"""The scene stage on photos as people take them: paper on a desk, notebook rulings, pages without a digit.
+
+Pictures are drawn here from MNIST *test* digits with plain Pillow, independently of the
+rendered evaluation sets, so these tests check the cases by name: ink that crosses a printed
+line must survive, the paper must be found on a desk, a light digit on a dark board must
+still read, and a picture without a digit must get a message rather than a guess.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from digit_classifier import data, realinputs
+from digit_classifier.errors import NoDigitFoundError
+from digit_classifier.preprocess import preprocess, preprocess_steps
+
+PAPER = (238, 236, 228)
+BLUE_LINE = (150, 180, 225)
+GREY_LINE = (150, 150, 150)
+
+
+@pytest.fixture(scope="module")
+def test_digits() -> data.Split:
+    return data.load_split("test")
+
+
+def first_of(split: data.Split, label: int) -> np.ndarray:
+    return np.array(split.images[int(np.flatnonzero(split.labels == label)[0])])
+
+
+def ink_of(digit: np.ndarray, height: int) -> np.ndarray:
+    """A 28x28 MNIST digit enlarged so its 20x20 box is about `height` pixels: ink in [0, 1]."""
+    side = round(height * 28 / 20)
+    big = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC), dtype=np.float32) / 255
+    return np.clip((big - 0.2) / 0.5, 0, 1)
+
+
+def write(page: np.ndarray, ink: np.ndarray, top: int, left: int, pen: tuple[int, int, int]) -> None:
+    """Ink darkens the page multiplicatively, as pen on paper does (and crossing a printed line keeps both)."""
+    region = page[top : top + ink.shape[0], left : left + ink.shape[1]]
+    pen_share = np.asarray(pen, np.float32) / 255
+    region *= 1 - ink[..., None] * (1 - pen_share)
+
+
+def ruled(size=(900, 700), spacing=60, first=40, vertical_spacing=None, colour=BLUE_LINE, width=3, tilt=0.0):
+    """A page of ruled (or, with vertical_spacing, squared) paper as float RGB, lines drawn with Pillow."""
+    picture = Image.new("RGB", size, PAPER)
+    pen = ImageDraw.Draw(picture)
+    slope = np.tan(np.deg2rad(tilt))
+    for y in range(first, size[1] + size[0], spacing):
+        pen.line([(0, y), (size[0], y + slope * size[0])], fill=colour, width=width)
+    if vertical_spacing:
+        for x in range(first, size[0], vertical_spacing):
+            pen.line([(x, 0), (x - slope * size[1], size[1])], fill=colour, width=width)
+    return np.asarray(picture, dtype=np.float32) / 255
+
+
+def jpeg(page: np.ndarray, quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(page * 255, 0, 255).astype(np.uint8)).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def darkest_row(ink: np.ndarray, rows: slice) -> int:
+    return rows.start + int(np.argmax(ink[rows].sum(1)))
+
+
+def test_a_seven_whose_bar_lies_on_a_ruled_line(classifier, test_digits):
+    seven = ink_of(first_of(test_digits, 7), 150)
+    bar = darkest_row(seven, slice(0, seven.shape[0] // 3))
+    page = ruled(spacing=70, first=40)
+    top = 40 + 3 * 70 - bar + 1  # the bar's darkest row on the fourth line (lines are 3 px wide)
+    write(page, seven, top, 300, pen=(20, 20, 30))
+    steps = preprocess_steps(jpeg(page))
+    assert steps.rulings.max() > 0.1, "the ruled lines are found and removed"
+    assert classifier.probabilities(steps.image[None])[0].argmax() == 7
+
+
+def test_a_one_drawn_along_a_grid_line(classifier, test_digits):
+    one = ink_of(first_of(test_digits, 1), 170)
+    column = int(np.argmax(one.sum(0)))
+    page = ruled(spacing=60, first=30, vertical_spacing=60, colour=GREY_LINE, width=2)
+    write(page, one, 200, 30 + 5 * 60 - column, pen=(40, 40, 150))  # blue pen along a grey line
+    steps = preprocess_steps(jpeg(page))
+    assert steps.rulings.max() > 0.1
+    assert classifier.probabilities(steps.image[None])[0].argmax() == 1
+
+
+def test_a_zero_cut_by_two_lines_in_pencil(classifier, test_digits):
+    zero = ink_of(first_of(test_digits, 0), 150) * 0.55  # pencil: grey and lighter than the pen
+    page = ruled(spacing=55, first=20, colour=GREY_LINE, width=2, tilt=4.0)
+    write(page, zero, 230, 280, pen=(90, 90, 90))
+    steps = preprocess_steps(jpeg(page))
+    assert steps.rulings.max() > 0.1
+    assert classifier.probabilities(steps.image[None])[0].argmax() == 0
+
+
+def desk(size=(1000, 750), colour=(95, 70, 50), seed=0) -> Image.Image:
+    """A wooden desk: a brown ground with a grain of dark streaks."""
+    rng = np.random.default_rng(seed)
+    ys = np.arange(size[1], dtype=np.float32)[:, None]
+    xs = np.arange(size[0], dtype=np.float32)[None, :]
+    grain = 0.5 + 0.5 * np.sin(ys / 6.0 + 3 * np.sin(xs / 90.0)) + 0.15 * rng.standard_normal((size[1], size[0]))
+    wood = np.asarray(colour, np.float32) * (0.85 + 0.15 * grain[..., None])
+    return Image.fromarray(np.clip(wood, 0, 255).astype(np.uint8))
+
+
+def note_on_desk(digit_ink: np.ndarray | None, angle: float = 8.0) -> bytes:
+    note = np.ones((420, 360, 3), np.float32) * np.asarray(PAPER, np.float32) / 255
+    if digit_ink is not None:
+        write(note, digit_ink, 110, 100, pen=(25, 25, 40))
+    paper = Image.fromarray((note * 255).astype(np.uint8)).convert("RGBA").rotate(angle, expand=True)
+    picture = desk()
+    picture.paste(paper, (330, 170), paper)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="JPEG", quality=88)
+    return buffer.getvalue()
+
+
+def test_a_note_on_a_desk_is_read_inside_the_paper(classifier, test_digits):
+    steps = preprocess_steps(note_on_desk(ink_of(first_of(test_digits, 4), 160)))
+    assert steps.surface_kind == "paper on a surface"
+    assert 0.1 < steps.surface.mean() < 0.4, "the surface is the note, not the picture"
+    assert classifier.probabilities(steps.image[None])[0].argmax() == 4
+
+
+def test_a_light_digit_on_a_dark_board_still_reads(classifier, test_digits):
+    chalk = ink_of(first_of(test_digits, 3), 220)
+    board = np.ones((700, 900, 3), np.float32) * np.array([0.16, 0.24, 0.2], np.float32)
+    region = board[200 : 200 + chalk.shape[0], 300 : 300 + chalk.shape[1]]
+    region += chalk[..., None] * (0.9 - region)
+    steps = preprocess_steps(jpeg(board))
+    assert steps.ink_source == "light ink on dark background"
+    assert classifier.probabilities(steps.image[None])[0].argmax() == 3
+
+
+def test_a_blank_note_on_a_desk_is_no_digit():
+    with pytest.raises(NoDigitFoundError):
+        preprocess(note_on_desk(None))
+
+
+def test_a_bare_desk_is_no_digit():
+    buffer = io.BytesIO()
+    desk(seed=3).save(buffer, format="JPEG", quality=88)
+    with pytest.raises(NoDigitFoundError):
+        preprocess(buffer.getvalue())
+
+
+@pytest.mark.parametrize("grid", [None, 60])
+def test_paper_with_only_its_printed_lines_is_no_digit(grid):
+    with pytest.raises(NoDigitFoundError, match="no digit"):
+        preprocess(jpeg(ruled(spacing=60, vertical_spacing=grid, tilt=3.0)))
+
+
+def test_a_page_full_of_writing_gets_its_own_message(test_digits):
+    page = ruled(size=(1000, 1300), spacing=80, first=60)
+    rng = np.random.default_rng(5)
+    for row in range(14):
+        for column in range(9):
+            digit = ink_of(test_digits.images[int(rng.integers(len(test_digits.labels)))], 45)
+            write(page, digit, 30 + row * 80, 20 + column * 105, pen=(30, 30, 60))
+    with pytest.raises(NoDigitFoundError, match="a lot of writing"):
+        preprocess(jpeg(page))
+
+
+@pytest.mark.parametrize("kind", ["notebook", "desk", "shadow"])
+def test_steps_show_the_surface_and_the_lines_removed(kind):
+    sources, _ = realinputs.make_set(kind, 3)
+    for source in sources:
+        steps = preprocess_steps(source)
+        assert steps.surface.shape == steps.ink.shape == steps.rulings.shape == steps.picture.shape
+        assert steps.surface.dtype == bool and steps.surface.any()
+        assert (steps.ink[~steps.surface] == 0).all(), "no ink is read outside the surface"
+        assert steps.image.shape == (28, 28)
