@@ -275,3 +275,37 @@ def test_cli_json_reports_before_and_after_and_warns_about_skipped_files(model_d
     assert report["promoted"] is False and report["version"] is None
     assert "warning:" in result.stderr and "6/broken.png" in result.stderr
     assert file_hashes(store) == store_before and file_hashes(model_dir) == model_before
+
+
+# The optdigits demo ------------------------------------------------------------------------
+
+
+def test_demo_refuses_a_folder_that_already_holds_one(tmp_path, capsys):
+    from digit_classifier.__main__ import main
+
+    (tmp_path / "wrong_predictions").mkdir()
+    assert main(["finetune-demo", "--work-dir", str(tmp_path)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error:") and "already holds a demo" in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wrong_predictions"]
+
+
+@pytest.mark.slow
+def test_demo_reports_the_loop_end_to_end_and_touches_nothing_outside_its_folder(trained_model, tmp_path):
+    from digit_classifier import finetune_demo
+    from digit_classifier.__main__ import demo_lines
+
+    model_before = file_hashes(config.model_dir())
+
+    summary = finetune_demo.simulate(tmp_path / "demo", epochs=1)
+
+    assert file_hashes(config.model_dir()) == model_before
+    report = json.loads(json.dumps(summary.as_json()))
+    assert {"work_dir", "source", "feedback_pool", "mistakes_saved", "heldout", "heldout_error_reduction", "mnist_test", "accepted", "finetune"} <= set(report)
+    assert report["mistakes_saved"] == report["finetune"]["feedback"]["count"] > 0
+    assert report["heldout"]["n"] + report["feedback_pool"] == 1797
+    assert report["mnist_test"]["before"] == report["finetune"]["before"]["mnist_test_accuracy"]
+    assert report["mnist_test"]["drop_pp"] == pytest.approx(100 * (report["mnist_test"]["before"] - report["mnist_test"]["after"]))
+    text = "\n".join(demo_lines(summary))
+    assert f"Feedback pool {report['feedback_pool']} images -> {report['mistakes_saved']} mistakes" in text
+    assert "MNIST test (10000)" in text and text.splitlines()[-1] in ("Acceptance: passed", "Acceptance: NOT passed")

@@ -239,3 +239,12 @@ def test_the_current_model_loads_after_an_interrupted_install(model_dir, monkeyp
     monkeypatch.undo()
     classifier = load_classifier(model_dir=model_dir)
     assert classifier.version == "ft-a" and classifier.path == model_dir / "versions" / "ft-a" / "model.keras"
+
+
+def test_history_records_the_install_time_in_the_one_timestamp_format(model_dir):
+    from digit_classifier.timestamps import parse_utc
+
+    add_version(model_dir, "ft-a", base_name(model_dir))
+    versions.promote_version(model_dir, "ft-a")
+    installed_at = json.loads((model_dir / versions.HISTORY_FILE).read_text())["installed_at"]
+    assert installed_at.endswith("Z") and parse_utc(installed_at) is not None
