@@ -33,7 +33,7 @@ lint: $(STAMP)  ## ruff check . (configuration in pyproject.toml)
 lab: $(STAMP)  ## open Jupyter Lab on notebooks/
 	$(VENV)/bin/jupyter lab notebooks/
 
-train: $(STAMP)  ## retrain the model from scratch into model/ (about 12 minutes on 2 cores)
+train: $(STAMP)  ## retrain the model from scratch into model/ (736 s on 2 CPU cores: docs/BENCHMARKS.md)
 	$(PY) -m digit_classifier train
 
 evaluate: $(STAMP)  ## accuracy of the current model on MNIST test and on the realistic sets

@@ -8,7 +8,7 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from app_pages import common, prediction_view
-from app_pages.prediction_view import Sample
+from app_pages.prediction_view import ScreenInput
 from digit_classifier.predict import Prediction
 
 CANVAS_SIZE = 280  # ten canvas pixels per MNIST pixel
@@ -98,7 +98,7 @@ def drawing_result(drawing: bytes | None) -> None:
     if error:
         st.info(error, icon=":material/gesture:")
         return
-    show_result(Sample(f"draw-{hashlib.sha1(drawing).hexdigest()[:16]}", drawing, "draw"), prediction)
+    show_result(ScreenInput(f"draw-{hashlib.sha1(drawing).hexdigest()[:16]}", drawing, "draw"), prediction)
 
 
 def canvas_controls() -> None:
@@ -153,12 +153,12 @@ def upload_result(file: UploadedFile) -> None:
         row = st.container(horizontal=True, gap="large")
         row.image(thumbnail, caption=file.name, width=160)
         with row.container():
-            show_result(Sample(f"upload-{file.file_id}", data, "upload", file.name), prediction)
+            show_result(ScreenInput(f"upload-{file.file_id}", data, "upload", file.name), prediction)
 
 
-def show_result(sample: Sample, prediction: Prediction) -> None:
+def show_result(screen_input: ScreenInput, prediction: Prediction) -> None:
     """The version recorded with a correction is that of the model that made the prediction."""
-    prediction_view.show_result(sample, prediction, common.classifier().version)
+    prediction_view.show_result(screen_input, prediction, common.classifier().version)
 
 
 main()

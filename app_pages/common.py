@@ -11,7 +11,8 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from digit_classifier import config, ui_support, versions
+from app_pages import ui_support
+from digit_classifier import config, versions
 from digit_classifier.model import Classifier, load_classifier
 from digit_classifier.versions import ModelUnavailableError
 from digit_classifier.predict import Prediction, predict_image

@@ -10,16 +10,17 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from digit_classifier import feedback, ui_support
+from app_pages import ui_support
+from digit_classifier import config, feedback
 from digit_classifier.predict import LOW_CONFIDENCE, Prediction
 from digit_classifier.preprocess import PREPROCESSING_VERSION, PreprocessError
 
-DIGITS = list(range(10))
+DIGITS = list(config.DIGITS)
 
 
 @dataclass(frozen=True)
-class Sample:
-    """An input the person gave: `key` is unique on the page and prefixes its widget keys."""
+class ScreenInput:
+    """An input the person gave, shown on the page: `key` is unique there and prefixes its widget keys."""
 
     key: str
     data: bytes  # the original: the canvas drawing as RGBA PNG, or the uploaded file
@@ -27,10 +28,10 @@ class Sample:
     filename: str | None = None
 
 
-def show_result(sample: Sample, prediction: Prediction, model_version: str) -> None:
+def show_result(screen_input: ScreenInput, prediction: Prediction, model_version: str) -> None:
     """The answer, then the feedback controls (they stay put while the chart below renders), then the details."""
     prediction_summary(prediction)
-    feedback_controls(sample, prediction, model_version)
+    feedback_controls(screen_input, prediction, model_version)
     prediction_details(prediction)
 
 
@@ -46,7 +47,7 @@ def prediction_summary(prediction: Prediction) -> None:
 
 def prediction_details(prediction: Prediction) -> None:
     row = st.container(horizontal=True, vertical_alignment="bottom", gap="medium")
-    row.image(ui_support.enlarge(prediction.image, 5), caption="What the model saw (28×28)", width=140)
+    row.image(ui_support.enlarge(prediction.image, 5), caption=f"What the model saw ({config.IMAGE_SIZE}×{config.IMAGE_SIZE})", width=140)
     with row:
         probability_chart(prediction)
 
@@ -75,8 +76,8 @@ def probability_chart(prediction: Prediction) -> None:
     st.vega_lite_chart(spec=spec, width="stretch")
 
 
-def feedback_controls(sample: Sample, prediction: Prediction, model_version: str) -> None:
-    key = sample.key
+def feedback_controls(screen_input: ScreenInput, prediction: Prediction, model_version: str) -> None:
+    key = screen_input.key
     verdict = st.session_state.get(f"{key}-verdict")
     buttons = st.container(horizontal=True, vertical_alignment="center")
     buttons.markdown("**Is this right?**", width="content")
@@ -91,12 +92,12 @@ def feedback_controls(sample: Sample, prediction: Prediction, model_version: str
     if verdict == "correct":
         st.success("Thanks! Only wrong predictions are stored, so there is nothing to save.")
     elif verdict == "wrong":
-        correction_form(sample, prediction, model_version)
+        correction_form(screen_input, prediction, model_version)
     show_notice(key)
 
 
-def correction_form(sample: Sample, prediction: Prediction, model_version: str) -> None:
-    key = sample.key
+def correction_form(screen_input: ScreenInput, prediction: Prediction, model_version: str) -> None:
+    key = screen_input.key
     true_label = st.segmented_control("Which digit is it?", DIGITS, key=f"{key}-true")
     same = true_label == prediction.label
     if same:
@@ -107,7 +108,7 @@ def correction_form(sample: Sample, prediction: Prediction, model_version: str) 
     buttons = st.container(horizontal=True)
     buttons.button(
         "Save correction", key=f"{key}-save", icon=":material/save:",
-        disabled=true_label is None or same, on_click=_save, args=(sample, prediction, model_version),
+        disabled=true_label is None or same, on_click=_save, args=(screen_input, prediction, model_version),
     )
     if st.session_state.get(f"{key}-saved") is not None:
         buttons.button("Undo save", key=f"{key}-undo", icon=":material/undo:", on_click=_undo, args=(key,))
@@ -125,8 +126,8 @@ def _set_verdict(key: str, verdict: str) -> None:
     st.session_state[f"{key}-notice"] = None
 
 
-def _save(sample: Sample, prediction: Prediction, model_version: str) -> None:
-    key = sample.key
+def _save(screen_input: ScreenInput, prediction: Prediction, model_version: str) -> None:
+    key = screen_input.key
     true_label = st.session_state.get(f"{key}-true")
     if true_label is None:
         _notice(key, "warning", "Pick the digit it really is first.")
@@ -136,13 +137,13 @@ def _save(sample: Sample, prediction: Prediction, model_version: str) -> None:
         return
     try:
         result = feedback.save_correction(
-            sample.data,
+            screen_input.data,
             true_label,
             predicted_label=prediction.label,
             confidence=prediction.confidence,
             probabilities=prediction.probabilities,
-            source=sample.source,
-            original_filename=sample.filename,
+            source=screen_input.source,
+            original_filename=screen_input.filename,
             model_version=model_version,
             preprocessing_version=PREPROCESSING_VERSION,
         )

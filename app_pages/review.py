@@ -51,7 +51,7 @@ def label_counts(counts: dict[int, int], total: int) -> None:
 def filter_bar(items: list[FeedbackItem]) -> list[FeedbackItem]:
     choice, download = st.columns([3, 1], vertical_alignment="bottom")
     with choice:
-        label = st.segmented_control("Show", [ALL, *range(10)], default=ALL, key="review_filter")
+        label = st.segmented_control("Show", [ALL, *config.DIGITS], default=ALL, key="review_filter")
     with download:
         st.download_button(
             "Download all (zip)", data=feedback.export_zip, file_name="wrong_predictions.zip",
@@ -88,7 +88,7 @@ def item_card(item: FeedbackItem) -> None:
         st.image(image, width=120)
     st.caption(describe(item))
     st.selectbox(
-        "True digit", range(10), index=item.label, key=f"relabel-{item.id}", on_change=_relabel, args=(item,),
+        "True digit", config.DIGITS, index=item.label, key=f"relabel-{item.id}", on_change=_relabel, args=(item,),
     )
     st.button("Delete", key=f"delete-{item.id}", icon=":material/delete:", on_click=_delete, args=(item,))
 

@@ -79,13 +79,13 @@ def time_function(store: Path, model_dir: Path) -> dict:
     return {
         "seconds": round(time.perf_counter() - started, 1),
         "cpu_seconds": round(time.process_time() - cpu_started, 1),
-        "parts": result["seconds"],
-        "usable": result["feedback"]["count"],
-        "train": result["feedback"]["train"],
-        "holdout": result["feedback"]["holdout"],
-        "promoted": result["promoted"],
-        "mnist_before": result["before"]["mnist_test_accuracy"],
-        "mnist_after": result["after"]["mnist_test_accuracy"],
+        "parts": result.seconds,
+        "usable": result.feedback.count,
+        "train": result.feedback.train,
+        "holdout": result.feedback.holdout,
+        "promoted": result.promoted,
+        "mnist_before": result.before.mnist_test_accuracy,
+        "mnist_after": result.after.mnist_test_accuracy,
     }
 
 

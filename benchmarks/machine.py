@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
-from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from digit_classifier.atomic import atomic_write_json
+from digit_classifier.timestamps import utc_now
 
 
 OUT = Path(__file__).resolve().parent / "out"  # each script also writes its figures here, as JSON (not committed)
@@ -16,7 +17,7 @@ OUT = Path(__file__).resolve().parent / "out"  # each script also writes its fig
 def save(name: str, results: dict) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{name}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    atomic_write_json(path, results)
     return path
 
 
@@ -49,7 +50,7 @@ def _version(package: str) -> str | None:
 
 def machine() -> dict:
     return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": utc_now(),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "memory_gb": memory_gb(),

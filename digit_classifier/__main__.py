@@ -24,7 +24,6 @@ import sys
 from pathlib import Path
 
 
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m digit_classifier", description="MNIST digit classifier.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -97,8 +96,8 @@ def run_train(args) -> int:
     from .train import EPOCHS, train
 
     _, metadata = train(out_dir=args.out, epochs=args.epochs or EPOCHS)
-    summary = {key: metadata[key] for key in ("version", "epochs", "parameters", "training_seconds", "test_accuracy")}
-    print(json.dumps(summary))
+    # The metadata's single values; the per-epoch history, times and data checksums stay in metadata.json.
+    print(json.dumps({key: value for key, value in metadata.items() if not isinstance(value, (dict, list))}))
     return 0
 
 
@@ -157,24 +156,25 @@ def _without_defaults(**options) -> dict:
 
 
 def run_finetune(args) -> int:
-    from .finetune import FinetuneError, finetune, report_lines
+    from .finetune import finetune
+    from .versions import ModelStoreError
 
     options = _without_defaults(
         epochs=args.epochs, steps=args.steps_per_epoch, max_mnist_drop=args.max_mnist_drop, min_holdout_gain=args.min_holdout_gain
     )
     try:
         result = finetune(args.feedback_dir, args.model_dir, dry_run=args.dry_run, verbose=0 if args.json else 2, **options)
-    except FinetuneError as error:
+    except ModelStoreError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    for warning in result["warnings"]:
+    for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    print(json.dumps(result) if args.json else "\n".join(report_lines(result)))
+    print(json.dumps(result.as_json()) if args.json else "\n".join(report_lines(result)))
     return 0
 
 
 def run_models(args) -> int:
-    from .versions import list_versions, version_lines
+    from .versions import list_versions
 
     entries = list_versions(args.model_dir)
     if not entries:
@@ -186,11 +186,11 @@ def run_models(args) -> int:
 
 
 def run_rollback(args) -> int:
-    from .versions import FinetuneError, rollback
+    from .versions import ModelStoreError, rollback
 
     try:
         change = rollback(args.model_dir, to=args.to)
-    except FinetuneError as error:
+    except ModelStoreError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"The current model is now {change.current} (was {change.previous or 'none'}).")
@@ -198,15 +198,85 @@ def run_rollback(args) -> int:
 
 
 def run_finetune_demo(args) -> int:
-    from .finetune import FinetuneError, demo_lines, simulate
+    from .finetune_demo import DemoFolderError, simulate
+    from .versions import ModelStoreError
 
     try:
         summary = simulate(args.work_dir, **_without_defaults(epochs=args.epochs), verbose=0 if args.json else 2)
-    except FinetuneError as error:
+    except (DemoFolderError, ModelStoreError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(json.dumps(summary) if args.json else "\n".join(demo_lines(summary)))
+    print(json.dumps(summary.as_json()) if args.json else "\n".join(demo_lines(summary)))
     return 0
+
+
+# Reports as text (the only place that formats them) --------------------------------------
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f} %"
+
+
+def report_lines(result) -> list[str]:
+    """`finetune`: the feedback found, the before/after table and the decision."""
+    summary = result.feedback
+    lines = [
+        f"Feedback in {result.feedback_dir}: {summary.count} usable images "
+        f"({summary.train} for training, {summary.holdout} held out; "
+        f"{summary.duplicates} duplicates, {len(summary.skipped)} skipped)"
+    ]
+    if summary.holdout_note:
+        lines.append(summary.holdout_note)
+    before, after = result.before, result.after
+    if before and after:
+        rows = (
+            (f"MNIST test ({before.mnist_test_samples})", before.mnist_test_accuracy, after.mnist_test_accuracy),
+            (f"feedback hold-out ({before.feedback_holdout_samples})", before.feedback_holdout_accuracy, after.feedback_holdout_accuracy),
+            (f"feedback training part ({before.feedback_train_samples})", before.feedback_train_accuracy, after.feedback_train_accuracy),
+        )
+        lines.append(f"{'':32}  {'before':28}  after")
+        lines.append(f"{'model':32}  {before.model_version:28}  {after.model_version}")
+        lines.extend(f"{label:32}  {_percent(was):28}  {_percent(now)}" for label, was, now in rows)
+    lines.append(result.message)
+    return lines
+
+
+def demo_lines(summary) -> list[str]:
+    """`finetune-demo`: the fine-tuning report between what was collected and what it achieved."""
+    from .finetune import MAX_MNIST_DROP_PP
+    from .finetune_demo import DEMO_TARGET_ERROR_REDUCTION
+
+    held, mnist = summary.heldout, summary.mnist_test
+    return [
+        f"Source: {summary.source}",
+        f"Feedback pool {summary.feedback_pool} images -> {summary.mistakes_saved} mistakes saved as corrections",
+        *report_lines(summary.finetune),
+        f"Held-out optdigits ({held.n}): {100 * held.before:.2f} % -> {100 * held.after:.2f} % "
+        f"(error {100 * summary.heldout_error_reduction:.0f} % lower; target {100 * DEMO_TARGET_ERROR_REDUCTION:.0f} %)",
+        f"MNIST test: {_percent(mnist.before)} -> {_percent(mnist.after)} (drop {mnist.drop_pp:.2f} pp; limit {MAX_MNIST_DROP_PP:.2f} pp)",
+        "Acceptance: " + ("passed" if summary.accepted else "NOT passed"),
+    ]
+
+
+def version_lines(entries) -> list[str]:
+    """`models`: one line per version, the current one marked with *, damaged ones say why."""
+    from .metadata import ListedVersion
+
+    lines = [f"  {'version':30} {'kind':10} {'parent':22} {'created':27} {'MNIST test':>10}  feedback"]
+    for entry in entries:
+        listed = ListedVersion.from_json(entry.metadata)
+        accuracy = listed.test_accuracy
+        shown = f"{100 * accuracy:8.2f} %" if isinstance(accuracy, (int, float)) and not isinstance(accuracy, bool) else f"{'-':>10}"
+        count = "-" if listed.feedback_count is None else listed.feedback_count
+        marker = "*" if entry.current else " "
+        note = "  (not promoted)" if listed.kind == "finetuned" and not listed.promoted else ""
+        if entry.problem:
+            note = f"  (unusable: {entry.problem})"
+        lines.append(
+            f"{marker} {entry.name:30} {str(listed.kind or '?'):10} {str(listed.parent or '-'):22} "
+            f"{str(listed.created or '-'):27} {shown}  {count}{note}"
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import tempfile
@@ -42,3 +43,12 @@ def atomic_write_at(dir_fd: int, name: str, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def json_bytes(document) -> bytes:
+    """The project's JSON files: indented, strict (NaN refused), UTF-8, ending in a newline."""
+    return (json.dumps(document, indent=2, allow_nan=False) + "\n").encode("utf-8")
+
+
+def atomic_write_json(target: Path, document) -> None:
+    atomic_write_bytes(target, json_bytes(document))

@@ -48,4 +48,5 @@ def feedback_dir() -> Path:
 
 SEED = 42
 NUM_CLASSES = 10
+DIGITS = tuple(range(NUM_CLASSES))  # the labels, 0 ... 9
 IMAGE_SIZE = 28

@@ -51,14 +51,6 @@ def expected_checksums(directory: Path | None = None) -> dict[str, str]:
     return result
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _verified_bytes(path: Path, expected_sha: str) -> bytes:
     if not path.is_file():
         raise DataError(f"{path} is missing. Restore it from the repository (git checkout -- {path.name}).")
@@ -91,11 +83,11 @@ def _load_split(split: str, directory: Path) -> Split:
             raise DataError(f"SHA256SUMS in {directory} has no line for {name}.")
         parts[kind] = _parse_idx(_verified_bytes(directory / name, checksums[name]), ndim, name)
     images, labels = parts["images"], parts["labels"]
-    n = EXPECTED_COUNT[split]
-    if images.shape != (n, 28, 28) or labels.shape != (n,):
-        raise DataError(f"MNIST {split}: shapes {images.shape} and {labels.shape}, expected ({n}, 28, 28) and ({n},).")
-    if labels.max() > 9:
-        raise DataError(f"MNIST {split}: label {labels.max()} is outside 0-9.")
+    n, side = EXPECTED_COUNT[split], config.IMAGE_SIZE
+    if images.shape != (n, side, side) or labels.shape != (n,):
+        raise DataError(f"MNIST {split}: shapes {images.shape} and {labels.shape}, expected ({n}, {side}, {side}) and ({n},).")
+    if labels.max() >= config.NUM_CLASSES:
+        raise DataError(f"MNIST {split}: label {labels.max()} is outside 0-{config.NUM_CLASSES - 1}.")
     images.setflags(write=False)
     labels.setflags(write=False)
     return Split(images, labels)

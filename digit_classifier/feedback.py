@@ -44,7 +44,7 @@ Metadata keys (JSON object, UTF-8)
 ``original_filename``      the uploaded file's name, sanitised to a safe basename, or null
 ``model_version``          version of the model that made the prediction, or null
 ``preprocessing_version``  ``preprocess.PREPROCESSING_VERSION`` when the prediction was made
-``saved_at``               UTC time of the save, ISO 8601 ending in ``Z``
+``saved_at``               UTC time of the save, in the format of ``timestamps.py`` (ISO 8601 ending in ``Z``)
 ``sha256``                 full hex SHA-256 of the PNG bytes
 ``undo_tokens``            one random token per save that holds the item (its creator's first);
                            Undo removes its own token, and the item only when none is left
@@ -75,14 +75,15 @@ import numpy as np
 from PIL import Image
 
 from . import config
-from .atomic import atomic_write_at
+from .atomic import atomic_write_at, json_bytes
 from .decode import open_reduced
 from .preprocess import PREPROCESSING_VERSION
+from .timestamps import parse_utc, utc_now
 
 FORMAT_VERSION = 1
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 SOURCES = {"draw", "upload"}
-LABEL_NAMES = tuple(str(digit) for digit in range(config.NUM_CLASSES))
+LABEL_NAMES = tuple(str(digit) for digit in config.DIGITS)
 MAX_FILENAME_LENGTH = 100
 _UNSAFE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -95,7 +96,7 @@ def validate_label(label) -> int:
     """An int 0-9, or a string that is exactly one digit "0"-"9" -> that int."""
     if isinstance(label, str) and label in LABEL_NAMES:
         return int(label)
-    if isinstance(label, numbers.Integral) and not isinstance(label, bool) and 0 <= label <= 9:
+    if isinstance(label, numbers.Integral) and not isinstance(label, bool) and label in config.DIGITS:
         return int(label)
     raise InvalidLabelError(f"A label must be a digit from 0 to 9, not {label!r}.")
 
@@ -120,6 +121,7 @@ NOT_REGULAR = "skipped: not a regular file"
 MAX_SIDECAR_BYTES = 64 * 1024  # a sidecar the app writes is about 700 bytes
 MAX_ITEM_BYTES = 64 * 1024 * 1024  # an image larger than this is not read (the app's uploads stop at 20 MB)
 MAX_UNDO_TOKENS = 1000
+SAVE_ATTEMPTS = 10  # only an undo removing the item between a save's two steps makes it go round again
 _TOKEN = re.compile(r"[0-9a-f]{16}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -165,7 +167,7 @@ class FeedbackItem:
     @property
     def saved_at(self) -> datetime | None:
         """When it was saved (the sidecar's time, else the file's); None when neither is a usable time."""
-        parsed = _parse_time(self.metadata.get("saved_at"))
+        parsed = parse_utc(self.metadata.get("saved_at"))
         if parsed is not None:
             return parsed
         try:
@@ -194,7 +196,7 @@ class Listing:
 
     def counts(self) -> dict[int, int]:
         """Number of items per label, all ten labels present."""
-        totals = dict.fromkeys(range(config.NUM_CLASSES), 0)
+        totals = dict.fromkeys(config.DIGITS, 0)
         for item in self.items:
             totals[item.label] += 1
         return totals
@@ -255,12 +257,12 @@ def save_correction(
         "original_filename": sanitize_filename(original_filename),
         "model_version": None if model_version is None else str(model_version),
         "preprocessing_version": str(preprocessing_version or PREPROCESSING_VERSION),
-        "saved_at": _utc_now(),
+        "saved_at": utc_now(),
         "sha256": sha256,
     }
     name, token = f"{sha256[:16]}.png", secrets.token_hex(8)
     with _label_dir(_root(root), label, create=True) as folder:
-        for _ in range(10):  # only an undo removing the item between our two steps makes us go round again
+        for _ in range(SAVE_ATTEMPTS):
             fd = _create_locked(folder, name, png)
             created = fd is not None
             if fd is None:
@@ -595,24 +597,14 @@ def _public(sidecar: dict | None) -> dict:
 
 
 def _write_sidecar(folder: int, image_name: str, metadata: dict) -> None:
-    text = json.dumps(metadata, indent=2, allow_nan=False) + "\n"
-    atomic_write_at(folder, _sidecar_name(image_name), text.encode("utf-8"))
+    atomic_write_at(folder, _sidecar_name(image_name), json_bytes(metadata))
 
 
 # Sidecar fields, each checked on its own ---------------------------------------------------
 
 
-def _parse_time(value) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value).astimezone(timezone.utc)
-    except (ValueError, OverflowError, OSError):  # 9999-12-31T23:59:59-12:00 overflows when converted to UTC
-        return None
-
-
 def _is_label(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9
+    return isinstance(value, int) and not isinstance(value, bool) and value in config.DIGITS
 
 
 def _is_probability(value) -> bool:
@@ -633,7 +625,7 @@ _FIELD_CHECKS = {
     "original_filename": lambda value: value is None or (isinstance(value, str) and sanitize_filename(value) == value),
     "model_version": lambda value: value is None or _is_short_text(value),
     "preprocessing_version": _is_short_text,
-    "saved_at": lambda value: _parse_time(value) is not None,
+    "saved_at": lambda value: parse_utc(value) is not None,
     "sha256": lambda value: isinstance(value, str) and _SHA256.fullmatch(value) is not None,
 }
 
@@ -664,7 +656,7 @@ def _probabilities(values) -> list[float]:
     try:
         array = np.asarray(values, dtype=np.float64).ravel()
     except (TypeError, ValueError) as error:
-        raise ValueError("probabilities must be 10 numbers.") from error
+        raise ValueError(f"probabilities must be {config.NUM_CLASSES} numbers.") from error
     if array.size != config.NUM_CLASSES:
         raise ValueError(f"probabilities must be {config.NUM_CLASSES} numbers, not {array.size}.")
     return [_probability(value, "every probability") for value in array.tolist()]
@@ -675,6 +667,3 @@ def _source(source: str) -> str:
         raise ValueError(f"source must be one of {sorted(SOURCES)}, not {source!r}.")
     return source
 
-
-def _utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")

@@ -18,8 +18,10 @@ import numpy as np
 
 from . import config, data
 from .quiet_tensorflow import keras, tf
+from .metadata import BaseTraining, VersionMetadata
 from .model import build_cnn, save_version
 from .preprocess import PREPROCESSING_VERSION
+from .timestamps import format_utc
 from .versions import promote_version
 
 EPOCHS = 15
@@ -133,6 +135,10 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._started)
 
 
+def _accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(model.predict(x, batch_size=1024, verbose=0).argmax(1) == y))
+
+
 def code_version() -> str:
     try:
         out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=config.REPO_ROOT, capture_output=True, text=True, timeout=5)
@@ -181,34 +187,37 @@ def train(
     seconds = time.perf_counter() - started
 
     x_test, y_test = data.to_model_input(test_split.images), test_split.labels
-    test_probabilities = model.predict(x_test, batch_size=1024, verbose=0)
-    test_accuracy = float(np.mean(test_probabilities.argmax(1) == y_test))
+    test_accuracy = _accuracy(model, x_test, y_test)
+    # The final weights on the validation split: what Keras reports after the last epoch, measured as the test set is.
+    validation_accuracy = _accuracy(model, x_val, y_val)
 
     created = datetime.now(timezone.utc)
-    metadata = {
-        "version": f"base-{created:%Y%m%d-%H%M%S}",
-        "kind": "base",
-        "parent": None,
-        "created": created.isoformat(timespec="seconds"),
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "train_samples": int(len(x_train)),
-        "validation_samples": int(len(x_val)),
-        "parameters": int(model.count_params()),
-        "training_seconds": round(seconds, 1),
-        "seconds_per_epoch": round(seconds / epochs, 1),
-        "epoch_seconds": [round(value, 1) for value in timer.seconds],
-        "test_accuracy": test_accuracy,
-        "test_samples": int(len(y_test)),
-        "validation_accuracy": float(history.history["val_accuracy"][-1]),
-        "history": {key: [round(float(v), 5) for v in values] for key, values in history.history.items()},
-        "data_sha256": data.expected_checksums(),
-        "preprocessing_version": PREPROCESSING_VERSION,
-        "seed": seed,
-        "tensorflow_version": tf.__version__,
-        "keras_version": keras.__version__,
-        "code_version": trained_code,
-    }
+    metadata = VersionMetadata(
+        version=f"base-{created:%Y%m%d-%H%M%S}",
+        kind="base",
+        parent=None,
+        created=format_utc(created),
+        parameters=int(model.count_params()),
+        training_seconds=round(seconds, 1),
+        test_accuracy=test_accuracy,
+        test_samples=int(len(y_test)),
+        data_sha256=data.expected_checksums(),
+        preprocessing_version=PREPROCESSING_VERSION,
+        tensorflow_version=tf.__version__,
+        keras_version=keras.__version__,
+        code_version=trained_code,
+        details=BaseTraining(
+            epochs=epochs,
+            batch_size=batch_size,
+            train_samples=int(len(x_train)),
+            validation_samples=int(len(x_val)),
+            seconds_per_epoch=round(seconds / epochs, 1),
+            epoch_seconds=[round(value, 1) for value in timer.seconds],
+            validation_accuracy=validation_accuracy,
+            history={key: [round(float(v), 5) for v in values] for key, values in history.history.items()},
+            seed=seed,
+        ),
+    ).as_json()
     save_version(model, metadata, out_dir)
     promote_version(out_dir, metadata["version"])  # the model it replaces stays one `rollback` away
     return model, metadata

@@ -34,11 +34,12 @@ import shutil
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from . import config
-from .atomic import atomic_write_bytes
+from .atomic import atomic_write_json
+from .timestamps import utc_now
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
@@ -54,8 +55,8 @@ KINDS = ("base", "finetuned")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class FinetuneError(RuntimeError):
-    """Fine-tuning or rollback cannot go on; the message is meant for a person."""
+class ModelStoreError(RuntimeError):
+    """The model folder refuses a change (saving, promoting, rolling back); the message is meant for a person."""
 
 
 class ModelUnavailableError(RuntimeError):
@@ -125,17 +126,13 @@ def version_dir(model_dir: Path, name: str) -> Path:
 
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not VERSION_NAME.fullmatch(name) or _is_leftover(name):
-        raise FinetuneError(f"{name!r} is not a version name (letters, digits, '.', '_' and '-', not starting with 'tmp').")
+        raise ModelStoreError(f"{name!r} is not a version name (letters, digits, '.', '_' and '-', not starting with 'tmp').")
     return name
 
 
 def _is_leftover(name: str) -> bool:
     """A staging folder; `tmp*` ones were left by killed saves before versions were staged as ``.staging-*``."""
     return name.startswith(STAGING_PREFIX) or name.startswith("tmp")
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 # Reading and checking --------------------------------------------------------------------
@@ -319,12 +316,12 @@ def find_base(model_dir: Path) -> Version:
     if name not in usable or not _is_base(usable[name]):
         bases = [candidate for candidate, meta in usable.items() if _is_base(meta)]
         if not bases:
-            raise FinetuneError(f"No usable base model in {model_dir}: train one with `python -m digit_classifier train`.")
+            raise ModelStoreError(f"No usable base model in {model_dir}: train one with `python -m digit_classifier train`.")
         name = max(bases, key=lambda candidate: (str(usable[candidate].get("created", "")), candidate))
     try:
         return check_version(model_dir, name)
     except ModelUnavailableError as error:
-        raise FinetuneError(f"The base model {name} cannot be used: {error}") from None
+        raise ModelStoreError(f"The base model {name} cannot be used: {error}") from None
 
 
 def new_version_name(model_dir: Path, created: datetime, feedback_sha256: str) -> str:
@@ -385,7 +382,7 @@ def save_version(model_dir: Path, metadata: dict, write_files: Callable[[Path], 
     with _writer_lock(model_dir):
         target = versions_dir(model_dir) / name
         if os.path.lexists(target):
-            raise FinetuneError(f"Version {name} already exists in {versions_dir(model_dir)}.")
+            raise ModelStoreError(f"Version {name} already exists in {versions_dir(model_dir)}.")
         staging = versions_dir(model_dir) / f"{STAGING_PREFIX}{secrets.token_hex(6)}"
         staging.mkdir()
         try:
@@ -398,8 +395,8 @@ def save_version(model_dir: Path, metadata: dict, write_files: Callable[[Path], 
             complete = {**{k: v for k, v in metadata.items() if k != "files"}, "files": files}
             problem = metadata_problem(complete, name)
             if problem:
-                raise FinetuneError(f"Cannot save version {name}: {problem}.")
-            atomic_write_bytes(staging / METADATA_FILE, _json_bytes(complete))
+                raise ModelStoreError(f"Cannot save version {name}: {problem}.")
+            atomic_write_json(staging / METADATA_FILE, complete)
             _fsync_dir(staging)
             os.rename(staging, target)
         except BaseException:
@@ -478,7 +475,7 @@ def _write_history(model_dir: Path, history: _History) -> None:
         "installed_at": utc_now(),
         "replaced": {"version": history.replaced, "previous_versions": history.replaced_previous},
     }
-    atomic_write_bytes(Path(model_dir) / HISTORY_FILE, _json_bytes(document))
+    atomic_write_json(Path(model_dir) / HISTORY_FILE, document)
 
 
 def promote_version(model_dir: Path, name: str) -> Version:
@@ -493,69 +490,43 @@ def rollback(model_dir: Path | None = None, to: str | None = None) -> Rollback:
     model_dir = Path(model_dir or config.model_dir())
     listed = {entry.name: entry for entry in list_versions(model_dir)}
     if not listed:
-        raise FinetuneError(f"No model versions in {model_dir}: train one with `python -m digit_classifier train`.")
+        raise ModelStoreError(f"No model versions in {model_dir}: train one with `python -m digit_classifier train`.")
     current = current_name(model_dir)
     stack = read_history(model_dir).stack_below(current)
     if to is not None:
         if to not in listed:
-            raise FinetuneError(f"{to!r} is not a saved version: `python -m digit_classifier models` lists them.")
+            raise ModelStoreError(f"{to!r} is not a saved version: `python -m digit_classifier models` lists them.")
         if to == current and listed[to].current:
-            raise FinetuneError(f"{to} is already the current model.")
+            raise ModelStoreError(f"{to} is already the current model.")
         target, remaining = to, stack + ([current] if current in listed and current != to else [])
     elif stack:
         target, remaining = stack[-1], stack[:-1]
     elif current in listed and listed[current].metadata.get("parent") in listed:
         target, remaining = listed[current].metadata["parent"], []
     else:
-        raise FinetuneError(f"Nothing to roll back to: {current or 'the current model'} replaced no other version.")
+        raise ModelStoreError(f"Nothing to roll back to: {current or 'the current model'} replaced no other version.")
     if listed.get(target) is None or listed[target].problem:
         reason = listed[target].problem if target in listed else "it is missing"
-        raise FinetuneError(f"Cannot roll back to {target}: {reason}")
+        raise ModelStoreError(f"Cannot roll back to {target}: {reason}")
     try:
         install(model_dir, target, remaining)
     except ModelUnavailableError as error:
-        raise FinetuneError(f"Cannot roll back to {target}: {error}") from None
+        raise ModelStoreError(f"Cannot roll back to {target}: {error}") from None
     return Rollback(current, target)
 
 
-def _json_bytes(document: dict) -> bytes:
-    return (json.dumps(document, indent=2) + "\n").encode()
-
-
 def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync(path, os.O_RDONLY | os.O_NOFOLLOW)
 
 
 def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    _fsync(path, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def _fsync(path: Path, flags: int) -> None:
+    fd = os.open(path, flags)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
 
-
-# The `models` listing ----------------------------------------------------------------------
-
-
-def version_lines(entries: list[VersionEntry]) -> list[str]:
-    """`models` output: one line per version, the current one marked with *, damaged ones say why."""
-    lines = [f"  {'version':30} {'kind':10} {'parent':22} {'created':26} {'MNIST test':>10}  feedback"]
-    for entry in entries:
-        meta = entry.metadata
-        accuracy = meta.get("test_accuracy")
-        shown = f"{100 * accuracy:8.2f} %" if isinstance(accuracy, (int, float)) and not isinstance(accuracy, bool) else f"{'-':>10}"
-        feedback = meta.get("feedback")
-        count = feedback.get("count", "-") if isinstance(feedback, dict) else "-"
-        marker = "*" if entry.current else " "
-        note = "  (not promoted)" if meta.get("kind") == "finetuned" and not meta.get("promoted") else ""
-        if entry.problem:
-            note = f"  (unusable: {entry.problem})"
-        lines.append(
-            f"{marker} {entry.name:30} {str(meta.get('kind', '?')):10} {str(meta.get('parent') or '-'):22} "
-            f"{str(meta.get('created', '-')):26} {shown}  {count}{note}"
-        )
-    return lines

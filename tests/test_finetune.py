@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digit_classifier import config, feedback, finetune, versions
+from digit_classifier import config, feedback, feedback_set, finetune, versions
 
 FAST = {"epochs": 1, "steps": 5}  # a few training steps: enough to exercise the loop, not to learn
 
@@ -96,7 +96,7 @@ def test_labels_come_from_the_folders(feedback_root, mnist_test):
     (feedback_root / "7").mkdir()
     Image.open(io.BytesIO(png_of(mnist_test.images[0]))).convert("RGB").save(feedback_root / "7" / "photo.JPG")
 
-    collected = finetune.load_feedback(feedback_root)
+    collected = feedback_set.load_feedback(feedback_root)
 
     assert sorted((s.name, s.label, s.source) for s in collected.samples) == [
         (f"5/{moved.name}", 5, "draw"),
@@ -113,9 +113,9 @@ def test_unusable_files_are_skipped_and_listed(store):
     (store / "1" / ".partial.png.tmp").write_bytes(b"half written")
     (store / "1" / "readme.txt").write_text("ignored: not an image file")
 
-    collected = finetune.load_feedback(store)
+    collected = feedback_set.load_feedback(store)
 
-    assert sorted(entry["file"] for entry in collected.skipped) == ["2/blank.png", "3/notes.png", "4/cut.png"]
+    assert sorted(entry.name for entry in collected.skipped) == ["2/blank.png", "3/notes.png", "4/cut.png"]
     assert len(collected.samples) == 60
     warning = " ".join(collected.warnings())
     assert "3/notes.png" in warning and "4/cut.png" in warning and "2/blank.png" in warning
@@ -130,10 +130,10 @@ def test_links_and_special_files_are_never_read(store, tmp_path, mnist_test):
     (store / "3" / "link.png").symlink_to(outside / "secret.png")
     os.mkfifo(store / "3" / "pipe.png")
 
-    collected = finetune.load_feedback(store)
+    collected = feedback_set.load_feedback(store)
 
     assert len(collected.samples) == 54 and not [s for s in collected.samples if s.name.startswith("8/")]
-    assert sorted((entry["file"], entry["reason"]) for entry in collected.skipped) == [
+    assert sorted((entry.name, entry.reason) for entry in collected.skipped) == [
         ("3/link.png", "skipped: not a regular file"),
         ("3/pipe.png", "skipped: not a regular file"),
         ("8", "skipped: a label folder must not be a link"),
@@ -149,20 +149,20 @@ def test_duplicates_count_once_and_conflicting_labels_are_left_out(feedback_root
         (feedback_root / label).mkdir(exist_ok=True)
         (feedback_root / label / "same.png").write_bytes(other)
 
-    collected = finetune.load_feedback(feedback_root)
+    collected = feedback_set.load_feedback(feedback_root)
 
     assert [s.name for s in collected.samples] == ["1/a.png"] and collected.duplicates == 1
-    assert collected.conflicts == [{"files": ["4/same.png", "9/same.png"], "labels": [4, 9]}]
+    assert collected.conflicts == [feedback_set.Conflict(["4/same.png", "9/same.png"], [4, 9])]
 
 
 def test_holdout_is_stable_as_the_store_grows():
-    def sample(i: int, label: int) -> finetune.Sample:
-        return finetune.Sample(label, hashlib.sha256(str(i).encode()).hexdigest(), f"{label}/{i}", "draw", np.zeros((28, 28), np.float32))
+    def sample(i: int, label: int) -> feedback_set.FeedbackSample:
+        return feedback_set.FeedbackSample(label, hashlib.sha256(str(i).encode()).hexdigest(), f"{label}/{i}", "draw", np.zeros((28, 28), np.float32))
 
     small = [sample(i, i % 10) for i in range(200)]
     grown = small + [sample(i, i % 10) for i in range(200, 600)]
-    train_small, held_small = finetune.split_holdout(small)
-    train_grown, held_grown = finetune.split_holdout(grown)
+    train_small, held_small = feedback_set.split_holdout(small)
+    train_grown, held_grown = feedback_set.split_holdout(grown)
 
     assert {s.sha256 for s in held_small} <= {s.sha256 for s in held_grown}
     assert not {s.sha256 for s in train_grown} & {s.sha256 for s in held_grown}
@@ -171,11 +171,11 @@ def test_holdout_is_stable_as_the_store_grows():
 
 
 def test_too_few_samples_are_all_used_for_training_and_the_report_says_so():
-    few = [finetune.Sample(i % 10, f"{i:064x}", f"{i % 10}/{i}", "draw", np.zeros((28, 28), np.float32)) for i in range(12)]
-    train_part, held = finetune.split_holdout(few)
+    few = [feedback_set.FeedbackSample(i % 10, f"{i:064x}", f"{i % 10}/{i}", "draw", np.zeros((28, 28), np.float32)) for i in range(12)]
+    train_part, held = feedback_set.split_holdout(few)
     assert len(train_part) == 12 and held == []
-    summary = finetune.summarize_feedback(finetune.Feedback(few), train_part, held)
-    assert "too few" in summary["holdout_note"]
+    summary = feedback_set.summarize_feedback(feedback_set.Feedback(few), train_part, held)
+    assert "too few" in summary.holdout_note
 
 
 def test_replay_balances_the_labels_of_each_batch():
@@ -205,16 +205,16 @@ def test_promotion_is_refused_when_mnist_accuracy_drops(model_dir, store):
 
     result = finetune.finetune(store, model_dir, max_mnist_drop=-1.0, **FAST)  # demands a 1 pp MNIST gain
 
-    assert result["promoted"] is False and "MNIST test" in result["reason"]
-    assert "Kept" in result["message"]
+    assert result.promoted is False and "MNIST test" in result.reason
+    assert "Kept" in result.message
     assert file_hashes(store) == store_before
-    version_dir = model_dir / "versions" / result["version"]
-    assert {k: v for k, v in file_hashes(model_dir).items() if result["version"] not in k and k != ".lock"} == current
+    version_dir = model_dir / "versions" / result.version
+    assert {k: v for k, v in file_hashes(model_dir).items() if result.version not in k and k != ".lock"} == current
     assert os.readlink(model_dir / "current") == f"versions/{json.loads((model_dir / 'metadata.json').read_text())['version']}"
     metadata = json.loads((version_dir / "metadata.json").read_text())
     base = json.loads((model_dir / "metadata.json").read_text())
     assert metadata["kind"] == "finetuned" and metadata["parent"] == base["version"]
-    assert metadata["feedback"]["count"] == 60 and metadata["feedback"]["sha256"] == finetune.load_feedback(store).sha256
+    assert metadata["feedback"]["count"] == 60 and metadata["feedback"]["sha256"] == feedback_set.load_feedback(store).sha256
     assert metadata["data_sha256"] == base["data_sha256"] and metadata["promoted"] is False
     assert metadata["metrics"]["after"]["mnist_test_accuracy"] == metadata["test_accuracy"]
     for key in ("created", "preprocessing_version", "parameters"):
@@ -231,29 +231,29 @@ def test_promotion_then_rollback_restores_the_previous_version(model_dir, store)
 
     result = finetune.finetune(store, model_dir, max_mnist_drop=100.0, min_holdout_gain=-100.0, **FAST)
 
-    assert result["promoted"] is True and file_hashes(store) == store_before
-    version_dir = model_dir / "versions" / result["version"]
+    assert result.promoted is True and file_hashes(store) == store_before
+    version_dir = model_dir / "versions" / result.version
     assert (model_dir / "model.keras").read_bytes() == (version_dir / "model.keras").read_bytes()
     current = json.loads((model_dir / "metadata.json").read_text())
-    assert current["version"] == result["version"]
-    assert versions.read_history(model_dir).stack_below(result["version"]) == [base_meta["version"]]
+    assert current["version"] == result.version
+    assert versions.read_history(model_dir).stack_below(result.version) == [base_meta["version"]]
     assert versions.find_base(model_dir).name == base_meta["version"]
     tuned, base = load_classifier(version_dir).model, load_classifier(model_dir / "versions" / base_meta["version"]).model
     for layer in base.layers:
         same = all(np.array_equal(a, b) for a, b in zip(layer.get_weights(), tuned.get_layer(layer.name).get_weights()))
         assert same == (layer.__class__.__name__ == "BatchNormalization" or not layer.get_weights()), layer.name
 
-    assert versions.rollback(model_dir) == versions.Rollback(result["version"], base_meta["version"])
+    assert versions.rollback(model_dir) == versions.Rollback(result.version, base_meta["version"])
 
     assert (model_dir / "model.keras").read_bytes() == base_bytes
     restored = json.loads((model_dir / "metadata.json").read_text())
     assert restored == base_meta and versions.read_history(model_dir).stack_below(base_meta["version"]) == []
-    with pytest.raises(versions.FinetuneError, match="Nothing to roll back"):
+    with pytest.raises(versions.ModelStoreError, match="Nothing to roll back"):
         versions.rollback(model_dir)
     listing = run_cli("models", "--json", model_dir=model_dir, feedback_dir=store)
     listed = json.loads(listing.stdout)
     assert [v["version"] for v in listed if v["current"]] == [base_meta["version"]]
-    assert {v["version"] for v in listed} == {base_meta["version"], result["version"]}
+    assert {v["version"] for v in listed} == {base_meta["version"], result.version}
 
 
 @pytest.mark.slow
@@ -275,3 +275,37 @@ def test_cli_json_reports_before_and_after_and_warns_about_skipped_files(model_d
     assert report["promoted"] is False and report["version"] is None
     assert "warning:" in result.stderr and "6/broken.png" in result.stderr
     assert file_hashes(store) == store_before and file_hashes(model_dir) == model_before
+
+
+# The optdigits demo ------------------------------------------------------------------------
+
+
+def test_demo_refuses_a_folder_that_already_holds_one(tmp_path, capsys):
+    from digit_classifier.__main__ import main
+
+    (tmp_path / "wrong_predictions").mkdir()
+    assert main(["finetune-demo", "--work-dir", str(tmp_path)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error:") and "already holds a demo" in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wrong_predictions"]
+
+
+@pytest.mark.slow
+def test_demo_reports_the_loop_end_to_end_and_touches_nothing_outside_its_folder(trained_model, tmp_path):
+    from digit_classifier import finetune_demo
+    from digit_classifier.__main__ import demo_lines
+
+    model_before = file_hashes(config.model_dir())
+
+    summary = finetune_demo.simulate(tmp_path / "demo", epochs=1)
+
+    assert file_hashes(config.model_dir()) == model_before
+    report = json.loads(json.dumps(summary.as_json()))
+    assert {"work_dir", "source", "feedback_pool", "mistakes_saved", "heldout", "heldout_error_reduction", "mnist_test", "accepted", "finetune"} <= set(report)
+    assert report["mistakes_saved"] == report["finetune"]["feedback"]["count"] > 0
+    assert report["heldout"]["n"] + report["feedback_pool"] == 1797
+    assert report["mnist_test"]["before"] == report["finetune"]["before"]["mnist_test_accuracy"]
+    assert report["mnist_test"]["drop_pp"] == pytest.approx(100 * (report["mnist_test"]["before"] - report["mnist_test"]["after"]))
+    text = "\n".join(demo_lines(summary))
+    assert f"Feedback pool {report['feedback_pool']} images -> {report['mistakes_saved']} mistakes" in text
+    assert "MNIST test (10000)" in text and text.splitlines()[-1] in ("Acceptance: passed", "Acceptance: NOT passed")

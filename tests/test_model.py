@@ -11,7 +11,7 @@ from digit_classifier.evaluate import accuracy_on, evaluate
 from digit_classifier.predict import predict_image
 from digit_classifier.preprocess import NoDigitFoundError
 
-# The issue's floors for the realistic sets (rendered from MNIST *test* digits) and for
+# The required floors for the realistic sets (rendered from MNIST *test* digits) and for
 # optdigits, the other writers' 8x8 digits shipped with scikit-learn.
 REAL_INPUT_FLOORS = {"photo": 0.985, "transparent": 0.985, "canvas": 0.98, "lowres": 0.95, "optdigits": 0.93}
 REAL_SET_SIZE = 500

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from digit_classifier import config, versions
-from digit_classifier.versions import FinetuneError, ModelUnavailableError
+from digit_classifier.versions import ModelStoreError, ModelUnavailableError
 
 
 class Killed(BaseException):
@@ -134,7 +134,7 @@ def test_rollback_to_anything_but_a_listed_version_is_refused(model_dir, tmp_pat
     outside.mkdir()
     shutil.copytree(versions.resolve_current(model_dir).path, outside, dirs_exist_ok=True)
     before = os.readlink(model_dir / "current")
-    with pytest.raises(FinetuneError, match="not a saved version"):
+    with pytest.raises(ModelStoreError, match="not a saved version"):
         versions.rollback(model_dir, to=name)
     assert os.readlink(model_dir / "current") == before
     result = run_cli("rollback", "--to", name, model_dir=model_dir)
@@ -217,7 +217,7 @@ def test_an_interrupted_promotion_keeps_the_history_right_for_a_second_rollback(
         versions.promote_version(model_dir, name)
     assert versions.rollback(model_dir) == versions.Rollback("ft-b", "ft-a")
     assert versions.rollback(model_dir) == versions.Rollback("ft-a", base)
-    with pytest.raises(FinetuneError, match="Nothing to roll back"):
+    with pytest.raises(ModelStoreError, match="Nothing to roll back"):
         versions.rollback(model_dir)
 
 
@@ -239,3 +239,12 @@ def test_the_current_model_loads_after_an_interrupted_install(model_dir, monkeyp
     monkeypatch.undo()
     classifier = load_classifier(model_dir=model_dir)
     assert classifier.version == "ft-a" and classifier.path == model_dir / "versions" / "ft-a" / "model.keras"
+
+
+def test_history_records_the_install_time_in_the_one_timestamp_format(model_dir):
+    from digit_classifier.timestamps import parse_utc
+
+    add_version(model_dir, "ft-a", base_name(model_dir))
+    versions.promote_version(model_dir, "ft-a")
+    installed_at = json.loads((model_dir / versions.HISTORY_FILE).read_text())["installed_at"]
+    assert installed_at.endswith("Z") and parse_utc(installed_at) is not None

@@ -1,4 +1,4 @@
-"""Small non-UI helpers for the app: cache keys and images prepared for display."""
+"""Small non-UI helpers of the app: cache keys and images prepared for display."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .decode import ImageSource, open_reduced
+from digit_classifier.decode import ImageSource, open_reduced
 
 
 def file_stamp(*paths: Path) -> tuple[int, ...]:
