@@ -20,7 +20,8 @@ import numpy as np
 from benchmarks.bench_inference import sample_inputs
 from benchmarks.machine import describe
 from digit_classifier import data
-from digit_classifier import preprocess as p
+from digit_classifier import decode, digit, scene
+from digit_classifier.preprocess import preprocess
 
 
 def median_us(function, repeats: int):
@@ -35,15 +36,17 @@ def median_us(function, repeats: int):
 
 def profile_steps(source, repeats: int) -> dict[str, float]:
     steps = {}
-    (image, _), steps["open (decode, EXIF, reduce)"] = median_us(lambda: p.open_reduced(source), repeats)
-    working, steps["working size"] = median_us(lambda: p._working_size(image), repeats)
-    (luminance, alpha), steps["to arrays"] = median_us(lambda: p._to_arrays(working), repeats)
-    (ink, _), steps["ink map (background fit)"] = median_us(lambda: p.ink_map(luminance, alpha), repeats)
-    (mask, bbox, level), steps["locate digit"] = median_us(lambda: p.locate_digit(ink), repeats)
-    crop, steps["crop and clean"] = median_us(lambda: p.clean_crop(ink, mask, bbox, level), repeats)
-    box, steps["fit into 20x20"] = median_us(lambda: p.fit_into_box(crop), repeats)
-    _, steps["centre by mass"] = median_us(lambda: p.centre_by_mass(box), repeats)
-    _, steps["whole preprocess()"] = median_us(lambda: p.preprocess(source), repeats)
+    (image, size), steps["decode (open, EXIF, reduce)"] = median_us(lambda: decode.open_reduced(source), repeats)
+    arrays, steps["working arrays"] = median_us(lambda: decode.working_arrays(image, size), repeats)
+    found, steps["scene: surface"] = median_us(lambda: scene.find_surface(arrays.luminance, arrays.rgb), repeats)
+    found_scene, steps["scene: surface, ink, rulings"] = median_us(lambda: scene.find_scene(arrays), repeats)
+    region, steps["scene: locate digit"] = median_us(
+        lambda: scene.locate_digit(found_scene.ink, found_scene.surface, found_scene.rulings), repeats
+    )
+    _, steps["digit: crop, 20x20, centre"] = median_us(
+        lambda: digit.frame_digit(found_scene.ink, region.mask, region.bbox, region.stroke_level), repeats
+    )
+    _, steps["whole preprocess()"] = median_us(lambda: preprocess(source), repeats)
     return steps
 
 
@@ -71,7 +74,7 @@ def main() -> None:
             profiler = Profiler(interval=0.0002)
             with profiler:
                 for _ in range(args.repeats):
-                    p.preprocess(io.BytesIO(source) if isinstance(source, bytes) else source)
+                    preprocess(io.BytesIO(source) if isinstance(source, bytes) else source)
             print(profiler.output_text(unicode=False, color=False))
 
 

@@ -115,6 +115,7 @@ def find_surface(luminance: np.ndarray, rgb: np.ndarray | None) -> np.ndarray | 
     if small.ndim == 2:
         small = small[..., None]
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+    wide = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15))
     closed = cv2.GaussianBlur(cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel), (0, 0), 1.0)
     if closed.ndim == 2:
         closed = closed[..., None]
@@ -150,7 +151,7 @@ def find_surface(luminance: np.ndarray, rgb: np.ndarray | None) -> np.ndarray | 
         if min(side_a, side_b) < MIN_PAPER_SIDE * min(size):  # a long thick stroke is no sheet of paper
             continue
         brightness = float(np.median(small_luminance[region > 0]))
-        ring = (cv2.dilate(hull, kernel) > 0) & (hull == 0)
+        ring = (cv2.dilate(hull, wide) > 0) & (cv2.dilate(hull, kernel) == 0)  # beyond the edge's own blur
         if not ring.any() or brightness < float(np.median(small_luminance[ring])) + MIN_PAPER_LIFT:
             continue  # paper is brighter than what it lies on; the inside of a loop of ink is not
         outline = (filled > 0) & (cv2.erode(filled, np.ones((3, 3), np.uint8)) == 0) & inner

@@ -152,7 +152,7 @@ def test_a_bare_desk_is_no_digit():
 
 @pytest.mark.parametrize("grid", [None, 60])
 def test_paper_with_only_its_printed_lines_is_no_digit(grid):
-    with pytest.raises(NoDigitFoundError, match="no digit"):
+    with pytest.raises(NoDigitFoundError):
         preprocess(jpeg(ruled(spacing=60, vertical_spacing=grid, tilt=3.0)))
 
 
