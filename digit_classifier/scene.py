@@ -192,7 +192,7 @@ MIN_LINE_CONTRAST = 0.015  # mean ink along a line above its surroundings (0-1):
 MIN_SPAN = 0.6  # a printed line is seen in at least this share of the pieces it crosses; strokes are shorter
 MIN_FAMILY = 2  # rulings come several at a time (a lone long stroke is not a ruling)
 MAX_LINE_WOBBLE = 1.0  # median distance (pixels at RULING_SIDE) of a line's pieces from its fitted curve
-FAMILY_ROUNDS = 3  # converging lines of one family are found in up to this many rounds
+FAMILY_ROUNDS = 4  # converging lines of one family are found in up to this many rounds
 LINE_RESIDUE = 0.25  # ink left on a line weaker than this share of the line's own darkness is the line's
 
 
@@ -220,9 +220,9 @@ def remove_rulings(ink: np.ndarray, surface: np.ndarray) -> tuple[np.ndarray, np
 def _erase_family(ink: np.ndarray, surface: np.ndarray, min_family: int) -> int:
     """Find and erase lines along the rows of `ink`, in place; a few rounds, because in perspective the
     lines of one family converge and each round finds those that share its dominant angle. -> lines erased."""
-    erased = 0
+    erased, angle = 0, None
     for _ in range(FAMILY_ROUNDS):
-        lines = _find_lines(ink, surface, min_family if not erased else 1)
+        lines, angle = _find_lines(ink, surface, min_family if not erased else 1, near=angle)
         if not lines:
             break
         _erase(ink, lines)
@@ -230,8 +230,11 @@ def _erase_family(ink: np.ndarray, surface: np.ndarray, min_family: int) -> int:
     return erased
 
 
-def _find_lines(ink: np.ndarray, surface: np.ndarray, min_family: int) -> list[_Line]:
-    """Printed lines running along the rows of `ink` (within RULING_ANGLES), as fitted curves."""
+def _find_lines(
+    ink: np.ndarray, surface: np.ndarray, min_family: int, near: float | None = None
+) -> tuple[list[_Line], float | None]:
+    """Printed lines running along the rows of `ink` (within RULING_ANGLES), as fitted curves, and their
+    angle in degrees. `near`: the angle a previous round found; the lines it left converge close to it."""
     height, width = ink.shape
     factor = RULING_SIDE / max(height, width)
     size = (max(8, round(width * factor)), max(8, round(height * factor)))
@@ -241,7 +244,7 @@ def _find_lines(ink: np.ndarray, surface: np.ndarray, min_family: int) -> list[_
     ys, xs = np.nonzero(paper)
     values = small[ys, xs]
     if len(values) < 32:
-        return []
+        return [], None
     ys, xs = ys.astype(np.float32), xs.astype(np.float32)
 
     def projection(degrees: float):
@@ -253,7 +256,10 @@ def _find_lines(ink: np.ndarray, surface: np.ndarray, min_family: int) -> list[_
         return score, (theta, offsets, bins, mean)
 
     # Coarse to fine: a sharp peak appears within a degree of the lines' angle.
-    coarse = max((projection(d) for d in RULING_ANGLES[::3]), key=lambda found: found[0])
+    if near is None:
+        coarse = max((projection(d) for d in RULING_ANGLES[::3]), key=lambda found: found[0])
+    else:
+        coarse = max((projection(d) for d in np.arange(near - 2.0, near + 2.01, 1.0)), key=lambda found: found[0])
     centre = np.rad2deg(coarse[1][0])
     fine = [projection(d) for d in np.arange(centre - 1.0, centre + 1.01, 0.25) if d != centre]
     theta, offsets, bins, mean = max([coarse, *fine], key=lambda found: found[0])[1]
@@ -269,7 +275,7 @@ def _find_lines(ink: np.ndarray, surface: np.ndarray, min_family: int) -> list[_
         line = _follow(peak, bins, pieces, values, along, offsets.min(), lift, theta, factor, width)
         if line is not None:
             lines.append(line)
-    return lines if len(lines) >= min_family else []
+    return (lines if len(lines) >= min_family else []), float(np.rad2deg(theta))
 
 
 def _follow(peak, bins, pieces, values, along, offset0, lift, theta, factor, width) -> _Line | None:
