@@ -203,7 +203,7 @@ def test_a_promoted_version_is_used_without_restart(trained_model, feedback_root
     assert f"**Model** `{base.name}`" in texts(app.sidebar.markdown)
 
     metadata = {**base.metadata, "version": "replaced-for-test", "kind": "finetuned", "parent": base.name}
-    versions.save_version(model_dir, metadata, lambda folder: shutil.copyfile(base.model_file, folder / "model.keras"))
+    versions.save_version(model_dir, metadata, lambda folder: [shutil.copyfile(base.path / name, folder / name) for name in versions.VERSION_FILES])
     versions.promote_version(model_dir, "replaced-for-test")
     app.run()
     assert "**Model** `replaced-for-test`" in texts(app.sidebar.markdown)
