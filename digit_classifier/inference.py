@@ -151,15 +151,16 @@ def load_serving_classifier(path: Path | str | None = None, model_dir: Path | st
 
         return load_classifier(path, model_dir)
     if path is None:
-        folder, metadata = _checked_version(versions.resolve_current(Path(model_dir) if model_dir else None).path)
-        return _from_version(folder, metadata)
+        version = versions.resolve_current(Path(model_dir) if model_dir else None, tolerate=(versions.LITERT_FILE,))
+        return _from_version(version.path, version.metadata)
     path = Path(path)
     if not os.path.lexists(path):
         raise ModelUnavailableError(f"No model at {path}. Train one with `python -m digit_classifier train`.")
     real = Path(os.path.realpath(path))  # model/model.tflite -> model/versions/<v>/model.tflite: one version's files
     if real.is_dir():
         if os.path.lexists(real / versions.CURRENT):
-            real = versions.resolve_current(real).path
+            version = versions.resolve_current(real, tolerate=(versions.LITERT_FILE,))
+            return _from_version(version.path, version.metadata)
         return _from_version(*_checked_version(real))
     if not real.is_file():
         raise ModelUnavailableError(f"No model at {path}: it is not a file.")
@@ -186,11 +187,11 @@ def _from_version(folder: Path, metadata: dict) -> Classifier:
         return _litert(versions.read_regular_file(export, versions.MAX_EXPORT_BYTES), metadata, export)
     if "tensorflow" not in sys.modules:
         raise ModelUnavailableError(f"{export} {problem}: it is not served. Roll back to a version that has one (`models` lists them).")
-    from .model import export_litert, load_classifier
+    from .model import export_litert, load_keras_model
 
     log.warning("%s %s: exported the Keras model again, in memory only.", export, problem)
-    keras_classifier = load_classifier(folder)
-    return _litert(export_litert(keras_classifier.model), metadata, None)
+    # model.keras was checked against its hash with the rest of the version; the version stays as it is
+    return _litert(export_litert(load_keras_model(folder / versions.MODEL_FILE)), metadata, None)
 
 
 def _litert(content: bytes, metadata: dict, path: Path | None) -> LiteRTClassifier:

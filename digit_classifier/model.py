@@ -27,8 +27,9 @@ from .versions import ModelUnavailableError
 CONV_WIDTHS = (32, 64)  # filters in each of the two blocks of two 3x3 convolutions
 DENSE_UNITS = 128
 DROPOUT = 0.4
-# The export's check on MNIST test: the same label for every image, and probabilities this close to Keras'.
-# Measured with the committed model: largest difference 1.0e-6 (float32 kernels that sum in another order).
+# The export's check on MNIST test: probabilities this close to Keras' (the labels then differ only on a
+# tie, which the metadata would show). Measured with the committed model: largest difference 1.0e-6, no
+# label differs (float32 kernels that sum in another order).
 EXPORT_TOLERANCE = 1e-4
 
 
@@ -96,9 +97,9 @@ def load_classifier(path: Path | str | None = None, model_dir: Path | str | None
     """
     if path is None:
         version = versions.resolve_current(Path(model_dir) if model_dir else None)
-        return Classifier(_load_keras(version.model_file), version.metadata, version.model_file)
+        return Classifier(load_keras_model(version.model_file), version.metadata, version.model_file)
     model_file, metadata = _model_file_and_metadata(Path(path))
-    return Classifier(_load_keras(model_file), metadata, model_file)
+    return Classifier(load_keras_model(model_file), metadata, model_file)
 
 
 def _model_file_and_metadata(path: Path) -> tuple[Path, dict]:
@@ -118,7 +119,7 @@ def _model_file_and_metadata(path: Path) -> tuple[Path, dict]:
     return real, {}
 
 
-def _load_keras(model_file: Path) -> keras.Model:
+def load_keras_model(model_file: Path) -> keras.Model:
     if not zipfile.is_zipfile(model_file):
         raise ModelUnavailableError(f"{model_file} is not a Keras model: a .keras file is a zip archive, this is not one.")
     try:
@@ -175,7 +176,7 @@ class ExportCheck:
 
     @property
     def passed(self) -> bool:
-        return self.labels_identical and self.max_probability_difference <= EXPORT_TOLERANCE
+        return self.max_probability_difference <= EXPORT_TOLERANCE
 
     def as_json(self) -> dict:
         return {

@@ -157,8 +157,9 @@ def current_name(model_dir: Path) -> str | None:
     return None
 
 
-def resolve_current(model_dir: Path | None = None) -> Version:
-    """The current version, checked; raises ModelUnavailableError saying why it cannot be used."""
+def resolve_current(model_dir: Path | None = None, tolerate: tuple[str, ...] = ()) -> Version:
+    """The current version, checked (but for the files in `tolerate`, see `check_folder`); raises
+    ModelUnavailableError saying why it cannot be used."""
     model_dir = Path(model_dir or config.model_dir())
     link = model_dir / CURRENT
     name = current_name(model_dir)
@@ -166,15 +167,15 @@ def resolve_current(model_dir: Path | None = None) -> Version:
         if not os.path.lexists(link):
             raise ModelUnavailableError(f"No trained model in {model_dir}: train one with `python -m digit_classifier train`.")
         raise ModelUnavailableError(f"{link} must be a link to versions/<version>.")
-    return check_version(model_dir, name)
+    return check_version(model_dir, name, tolerate)
 
 
-def check_version(model_dir: Path, name: str) -> Version:
+def check_version(model_dir: Path, name: str, tolerate: tuple[str, ...] = ()) -> Version:
     """versions/<name> with its metadata validated and every file it names present and matching."""
     folder = versions_dir(model_dir) / name
     if not VERSION_NAME.fullmatch(name) or not _is_real_dir(folder):
         raise ModelUnavailableError(f"Version {name} is missing: expected the folder {folder}.")
-    return check_folder(folder, name)
+    return check_folder(folder, name, tolerate)
 
 
 def check_folder(folder: Path, name: str | None = None, tolerate: tuple[str, ...] = ()) -> Version:
