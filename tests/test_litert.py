@@ -20,7 +20,7 @@ from digit_classifier.inference import load_serving_classifier
 from digit_classifier.versions import ModelUnavailableError
 
 TOLERANCE = 1e-4  # the largest probability difference allowed between Keras and LiteRT
-REAL_SET_SIZE = 200  # per realistic set: 7 sets x 200 preprocessed in about 30 s on two cores
+REAL_SET_SIZE = 200  # per realistic set: the photo-like sets take tens of seconds each to render and preprocess
 
 # Run in a fresh interpreter: what it prints last is the list of TensorFlow/Keras modules it imported.
 LEAKED_MODULES = "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras'))))"
@@ -42,10 +42,16 @@ def test_the_app_and_predict_are_served_by_litert(served):
     assert served.path == versions.resolve_current().path / versions.LITERT_FILE
 
 
-def test_keras_and_litert_agree_on_all_of_mnist_test(classifier, served, mnist_test):
+@pytest.fixture(scope="module")
+def mnist_answers(classifier, served, mnist_test) -> tuple[np.ndarray, np.ndarray]:
+    """(Keras, LiteRT) probabilities on all 10,000 MNIST test images, each through its batch path."""
     images = data.to_model_input(mnist_test.images)
-    assert len(images) == 10_000
-    assert_same_answers(classifier.probabilities(images), served.probabilities(images))
+    return classifier.probabilities(images), served.probabilities(images)
+
+
+def test_keras_and_litert_agree_on_all_of_mnist_test(mnist_answers):
+    assert len(mnist_answers[0]) == 10_000
+    assert_same_answers(*mnist_answers)
 
 
 def test_one_image_at_a_time_gives_the_batch_answers(served, mnist_test):
@@ -56,6 +62,7 @@ def test_one_image_at_a_time_gives_the_batch_answers(served, mnist_test):
     assert served.probabilities(images[:0]).shape == (0, config.NUM_CLASSES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", realinputs.KINDS)
 def test_keras_and_litert_agree_on_each_realistic_set(classifier, served, kind):
     images, usable = preprocess_all(realinputs.make_set(kind, REAL_SET_SIZE)[0])
@@ -63,10 +70,9 @@ def test_keras_and_litert_agree_on_each_realistic_set(classifier, served, kind):
     assert_same_answers(classifier.probabilities(images), served.probabilities(images))
 
 
-def test_the_recorded_export_check_is_the_one_measured_here(classifier, served, mnist_test):
+def test_the_recorded_export_check_is_the_one_measured_here(mnist_answers):
     recorded = versions.resolve_current().metadata["litert_export"]
-    images = data.to_model_input(mnist_test.images)
-    difference = float(np.abs(classifier.probabilities(images) - served.probabilities(images)).max())
+    difference = float(np.abs(mnist_answers[0] - mnist_answers[1]).max())
     assert recorded["images"] == 10_000 and recorded["labels_identical"] is True
     assert recorded["max_probability_difference"] == pytest.approx(difference, rel=0.05, abs=1e-9)
 
