@@ -13,7 +13,7 @@ from PIL import Image
 
 from app_pages import ui_support
 from digit_classifier import config, versions
-from digit_classifier.model import Classifier, load_classifier
+from digit_classifier.inference import Classifier, load_serving_classifier
 from digit_classifier.versions import ModelUnavailableError
 from digit_classifier.predict import Prediction, predict_image
 from digit_classifier.decode import open_reduced
@@ -42,13 +42,13 @@ def model_stamp() -> tuple:
 @st.cache_resource(max_entries=2, show_spinner="Loading the model…")
 def _load_model(stamp: tuple) -> ModelState:
     try:
-        classifier = load_classifier(model_dir=config.model_dir())
+        classifier = load_serving_classifier(model_dir=config.model_dir())
     except ModelUnavailableError as error:
         return ModelState(None, str(error))
     blank = np.zeros((1, config.IMAGE_SIZE, config.IMAGE_SIZE), np.float32)
-    classifier.probabilities(blank)  # the compiled call is built now rather than on the first stroke
-    # Streamlit collects garbage after every script run; with TensorFlow's ~400,000 long-lived objects
-    # that took 0.3-0.7 s and held up the next rerun. Frozen objects are left out of those collections.
+    classifier.probabilities(blank)  # tensors are allocated now rather than on the first stroke
+    # Streamlit collects garbage after every script run; with TensorFlow's ~400,000 long-lived objects (the
+    # Keras fallback) that took 0.3-0.7 s and held up the next rerun. Frozen objects are left out of those collections.
     gc.freeze()
     return ModelState(classifier)
 

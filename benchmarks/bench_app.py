@@ -2,7 +2,7 @@
 
 With Playwright driving Debian's Chromium, against `streamlit run app.py` on a free port:
   * page load: navigation until the canvas and the "Draw a digit" message are on screen
-    (the first load also imports TensorFlow and loads the model, so it is reported apart);
+    (the first load also loads the model into the LiteRT runtime, so it is reported apart);
   * stroke: mouse-up on the canvas until "Prediction: N" is on screen, timed inside the page
     (p50 and p95; the canvas is cleared between strokes, so each answer is a new element);
   * upload: choosing a PNG until its prediction is on screen;
@@ -16,8 +16,8 @@ benchmarks/out/bench_app.json (with the machine).
 
     .venv/bin/python -m benchmarks.bench_app [--strokes 25] [--uploads 8] [--screenshot docs/app.png]
 
-Targets: mouse-up -> prediction p50 <= 300 ms, or <= 1.2x the bare app in the same run;
-server peak RSS <= 1 GB. A missed target is reported, not turned into a failing exit code.
+Targets: mouse-up -> prediction p50 <= 1.15x the bare app in the same run; first page load <= 3 s;
+server peak RSS <= 400 MB. A missed target is reported, not turned into a failing exit code.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ from tools.app_harness import (
     wait_until_ready,
 )
 
-TARGET_MS = 300
-TARGET_RATIO = 1.2
-TARGET_RSS_MB = 1024
+TARGET_RATIO = 1.15
+TARGET_FIRST_LOAD_S = 3.0
+TARGET_RSS_MB = 400
 LARGEST_SIDE = 8000  # preprocess.MAX_PIXELS allows 8000x8000
 SCREENSHOT_MAX_BYTES = 300_000
 
@@ -239,7 +239,8 @@ def describe(name: str, numbers: dict, unit: str = "ms", scale: float = 1.0, dig
 def verdicts(app: dict, bare: dict) -> dict[str, bool]:
     stroke, floor = app["stroke_ms"]["p50"], bare["stroke_ms"]["p50"]
     return {
-        f"mouse-up -> prediction p50 <= {TARGET_MS} ms or <= {TARGET_RATIO}x the bare app": stroke <= TARGET_MS or stroke <= TARGET_RATIO * floor,
+        f"mouse-up -> prediction p50 <= {TARGET_RATIO}x the bare app": stroke <= TARGET_RATIO * floor,
+        f"first page load <= {TARGET_FIRST_LOAD_S} s": app["first_load_s"] <= TARGET_FIRST_LOAD_S,
         f"server peak RSS <= {TARGET_RSS_MB} MB (largest upload included)": app["server_rss_after_largest_upload_mb"]["peak"] <= TARGET_RSS_MB,
     }
 
@@ -251,7 +252,7 @@ def report(app: dict, bare: dict, browser_version: str) -> str:
         describe_machine(),
         f"Chromium {browser_version}; streamlit {version('streamlit')}, "
         f"streamlit-drawable-canvas {version('streamlit-drawable-canvas')}",
-        f"{'page load, first (TensorFlow + model):':<36} {app['first_load_s']:6.2f} s",
+        f"{'page load, first (model load):':<36} {app['first_load_s']:6.2f} s",
         describe("page load until ready, warm:", app["load_s"], "s", digits=2),
         describe("mouse-up -> prediction, app:", stroke),
         describe("mouse-up -> echo, bare canvas app:", floor),

@@ -57,6 +57,7 @@ def machine() -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "tensorflow": _version("tensorflow"),
+        "ai_edge_litert": _version("ai-edge-litert"),
         "streamlit": _version("streamlit"),
         "load_average": [round(value, 2) for value in os.getloadavg()],
     }
@@ -66,5 +67,5 @@ def describe(info: dict | None = None) -> str:
     info = info or machine()
     return (
         f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB; Python {info['python']}, "
-        f"TensorFlow {info['tensorflow']}; load average {info['load_average'][0]:.2f} ({info['date']})"
+        f"TensorFlow {info['tensorflow']}, ai-edge-litert {info.get('ai_edge_litert')}; load average {info['load_average'][0]:.2f} ({info['date']})"
     )

@@ -137,12 +137,12 @@ def run_predict(args) -> int:
 
     _check_model(args.model)
 
-    # Preprocessing starts first, so worker processes read the images while TensorFlow loads.
+    # Preprocessing starts first, so worker processes read the images while the model loads.
     with preprocess_files(_expand(args.images), workers=args.workers) as prepared:
-        from .model import load_classifier
+        from .inference import load_serving_classifier
         from .predict import predict_prepared
 
-        classifier = load_classifier(args.model)
+        classifier = load_serving_classifier(args.model)
         failed = False
         for result in predict_prepared(classifier, prepared):
             failed |= "error" in result

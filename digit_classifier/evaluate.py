@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from . import config, data, realinputs
-from .model import Classifier
+from .inference import Classifier
 from .decode import open_image
 from .preprocess import PreprocessError, preprocess
 

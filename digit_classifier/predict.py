@@ -1,8 +1,8 @@
 """From images to predictions: one image for the app, many files for the CLI.
 
-Both go through `preprocess()` and a direct (compiled) model call; nothing here
-uses `model.predict()`, which is built for large batches and is several times
-slower for a single image.
+Both go through `preprocess()` and `Classifier.probabilities()` (inference.py: LiteRT when
+serving, a compiled Keras call when evaluating); nothing here uses `model.predict()`, which is
+built for large batches and is several times slower for a single image. No TensorFlow here.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .model import Classifier
+from .inference import Classifier
 from .preprocess import ImageSource, preprocess, preprocess_files
 
 LOW_CONFIDENCE = 0.70  # below this the app says the model is unsure

@@ -2,10 +2,12 @@
 
 Layout of a model folder (``model/`` unless DIGIT_MODEL_DIR says otherwise)::
 
-    versions/<version>/model.keras      weights and architecture
+    versions/<version>/model.keras      weights and architecture (training, fine-tuning, evaluation)
+    versions/<version>/model.tflite     the same model exported for LiteRT (the app and `predict`; see inference.py)
     versions/<version>/metadata.json    provenance, and under "files" the SHA-256 and size of every other file
     current -> versions/<version>       the version in use: a relative symlink
-    model.keras -> current/model.keras, metadata.json -> current/metadata.json    for people and notebooks
+    model.keras -> current/model.keras, model.tflite -> current/model.tflite,
+    metadata.json -> current/metadata.json      for people and notebooks
     history.json                        the rollback stack (see `install`)
 
 A version is a unit: the files named by ``VERSION_FILES`` plus ``metadata.json``. It is
@@ -43,7 +45,8 @@ from .timestamps import utc_now
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
-VERSION_FILES = (MODEL_FILE,)  # the files of a version besides its metadata; an export adds its file name here
+LITERT_FILE = "model.tflite"
+VERSION_FILES = (MODEL_FILE, LITERT_FILE)  # the files of a version besides its metadata; every new version has all
 CURRENT = "current"
 HISTORY_FILE = "history.json"
 LOCK_FILE = ".lock"
@@ -51,6 +54,7 @@ STAGING_PREFIX = ".staging-"
 LINK_PREFIX = ".current-"
 VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 MAX_METADATA_BYTES = 1 << 20  # the committed base model's metadata is 2 KB
+MAX_EXPORT_BYTES = 64 << 20  # the committed base model's export is 1.9 MB
 KINDS = ("base", "finetuned")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -150,8 +154,9 @@ def current_name(model_dir: Path) -> str | None:
     return None
 
 
-def resolve_current(model_dir: Path | None = None) -> Version:
-    """The current version, checked; raises ModelUnavailableError saying why it cannot be used."""
+def resolve_current(model_dir: Path | None = None, tolerate: tuple[str, ...] = ()) -> Version:
+    """The current version, checked (but for the files in `tolerate`, see `check_folder`); raises
+    ModelUnavailableError saying why it cannot be used."""
     model_dir = Path(model_dir or config.model_dir())
     link = model_dir / CURRENT
     name = current_name(model_dir)
@@ -159,24 +164,28 @@ def resolve_current(model_dir: Path | None = None) -> Version:
         if not os.path.lexists(link):
             raise ModelUnavailableError(f"No trained model in {model_dir}: train one with `python -m digit_classifier train`.")
         raise ModelUnavailableError(f"{link} must be a link to versions/<version>.")
-    return check_version(model_dir, name)
+    return check_version(model_dir, name, tolerate)
 
 
-def check_version(model_dir: Path, name: str) -> Version:
+def check_version(model_dir: Path, name: str, tolerate: tuple[str, ...] = ()) -> Version:
     """versions/<name> with its metadata validated and every file it names present and matching."""
     folder = versions_dir(model_dir) / name
     if not VERSION_NAME.fullmatch(name) or not _is_real_dir(folder):
         raise ModelUnavailableError(f"Version {name} is missing: expected the folder {folder}.")
-    return check_folder(folder, name)
+    return check_folder(folder, name, tolerate)
 
 
-def check_folder(folder: Path, name: str | None = None) -> Version:
-    """A version folder anywhere (`predict --model DIR`), checked as `check_version` does."""
+def check_folder(folder: Path, name: str | None = None, tolerate: tuple[str, ...] = ()) -> Version:
+    """A version folder anywhere (`predict --model DIR`), checked as `check_version` does.
+
+    Files named in `tolerate` are not checked here: the caller checks them (`export_problem`)."""
     metadata = read_metadata(folder / METADATA_FILE)
     problem = metadata_problem(metadata, name)
     if problem:
         raise ModelUnavailableError(f"{folder / METADATA_FILE} is not valid: {problem}.")
     for file_name, expected in metadata["files"].items():
+        if file_name in tolerate:
+            continue
         digest, size = file_digest(folder / file_name)
         if (digest, size) != (expected["sha256"], expected["bytes"]):
             raise ModelUnavailableError(
@@ -184,6 +193,20 @@ def check_folder(folder: Path, name: str | None = None) -> Version:
                 "the file was changed or damaged."
             )
     return Version(metadata["version"], folder, metadata)
+
+
+def export_problem(folder: Path, metadata: dict) -> str | None:
+    """Why the version's LiteRT export cannot be served (missing, or not the file its metadata names), or None."""
+    expected = metadata.get("files", {}).get(LITERT_FILE)
+    if expected is None:
+        return "is not part of this version (it was saved before versions had a LiteRT export)"
+    try:
+        found = file_digest(folder / LITERT_FILE)
+    except ModelUnavailableError:
+        return "is missing"
+    if found != (expected["sha256"], expected["bytes"]):
+        return f"does not match its metadata ({found[1]} bytes, expected {expected['bytes']}): it is stale or damaged"
+    return None
 
 
 def read_metadata(path: Path) -> dict:
@@ -508,6 +531,9 @@ def rollback(model_dir: Path | None = None, to: str | None = None) -> Rollback:
     if listed.get(target) is None or listed[target].problem:
         reason = listed[target].problem if target in listed else "it is missing"
         raise ModelStoreError(f"Cannot roll back to {target}: {reason}")
+    export = export_problem(versions_dir(model_dir) / target, listed[target].metadata)
+    if export:  # the app and `predict` serve the export: a version they would refuse is not installed
+        raise ModelStoreError(f"Cannot roll back to {target}: its {LITERT_FILE} {export}.")
     try:
         install(model_dir, target, remaining)
     except ModelUnavailableError as error:

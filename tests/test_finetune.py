@@ -226,16 +226,18 @@ def test_promotion_then_rollback_restores_the_previous_version(model_dir, store)
     from digit_classifier.model import load_classifier
 
     base_meta = json.loads((model_dir / "metadata.json").read_text())
-    base_bytes = (model_dir / "model.keras").read_bytes()
+    base_bytes = {name: (model_dir / name).read_bytes() for name in versions.VERSION_FILES}
     store_before = file_hashes(store)
 
     result = finetune.finetune(store, model_dir, max_mnist_drop=100.0, min_holdout_gain=-100.0, **FAST)
 
     assert result.promoted is True and file_hashes(store) == store_before
     version_dir = model_dir / "versions" / result.version
-    assert (model_dir / "model.keras").read_bytes() == (version_dir / "model.keras").read_bytes()
+    for name in versions.VERSION_FILES:  # the weights and their LiteRT export, as one unit
+        assert (model_dir / name).read_bytes() == (version_dir / name).read_bytes() != base_bytes[name]
     current = json.loads((model_dir / "metadata.json").read_text())
     assert current["version"] == result.version
+    assert current["litert_export"]["images"] == 10_000 and current["litert_export"]["max_probability_difference"] <= 1e-4
     assert versions.read_history(model_dir).stack_below(result.version) == [base_meta["version"]]
     assert versions.find_base(model_dir).name == base_meta["version"]
     tuned, base = load_classifier(version_dir).model, load_classifier(model_dir / "versions" / base_meta["version"]).model
@@ -245,7 +247,7 @@ def test_promotion_then_rollback_restores_the_previous_version(model_dir, store)
 
     assert versions.rollback(model_dir) == versions.Rollback(result.version, base_meta["version"])
 
-    assert (model_dir / "model.keras").read_bytes() == base_bytes
+    assert {name: (model_dir / name).read_bytes() for name in versions.VERSION_FILES} == base_bytes
     restored = json.loads((model_dir / "metadata.json").read_text())
     assert restored == base_meta and versions.read_history(model_dir).stack_below(base_meta["version"]) == []
     with pytest.raises(versions.ModelStoreError, match="Nothing to roll back"):

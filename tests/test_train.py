@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from digit_classifier import data
+from digit_classifier.inference import load_serving_classifier
 from digit_classifier.model import load_classifier
 from digit_classifier.train import augment, train
 
@@ -30,6 +31,10 @@ def test_tiny_training_run_learns_and_saves(tmp_path):
     assert reloaded.metadata == written
     x = data.to_model_input(data.load_split("test").images[:8])
     assert np.allclose(reloaded.probabilities(x), model(x, training=False).numpy(), atol=1e-5)
+    assert set(written["files"]) == {"model.keras", "model.tflite"}
+    assert written["litert_export"]["images"] == 10_000 and written["litert_export"]["max_probability_difference"] <= 1e-4
+    served = load_serving_classifier(model_dir=tmp_path)
+    assert served.runtime == "litert" and np.allclose(served.probabilities(x), reloaded.probabilities(x), atol=1e-4)
 
 
 def test_augmentation_keeps_shape_range_and_most_ink():

@@ -40,7 +40,15 @@ def add_version(model_dir: Path, name: str, parent: str) -> versions.Version:
     """A fine-tuned version holding the base weights (versions.py never looks inside them)."""
     base = versions.resolve_current(model_dir) if versions.current_name(model_dir) == parent else versions.check_version(model_dir, parent)
     metadata = {**base.metadata, "version": name, "kind": "finetuned", "parent": parent, "created": f"2027-01-01T00:00:0{len(name) % 10}+00:00"}
-    return versions.save_version(model_dir, metadata, lambda folder: shutil.copyfile(base.model_file, folder / versions.MODEL_FILE))
+    return versions.save_version(model_dir, metadata, copy_files_of(base))
+
+
+def copy_files_of(version: versions.Version):
+    """write_files for save_version: the files of `version`, weights and export alike."""
+    def write_files(folder: Path) -> None:
+        for file_name in versions.VERSION_FILES:
+            shutil.copyfile(version.path / file_name, folder / file_name)
+    return write_files
 
 
 def run_cli(*args: str, model_dir: Path) -> subprocess.CompletedProcess:
@@ -115,14 +123,18 @@ def test_the_cli_says_so_in_one_line_with_exit_2(model_dir, kind, tmp_path):
     assert rollback.returncode == 1 and "Traceback" not in rollback.stderr and rollback.stderr.startswith("error:")
 
 
-def test_predict_with_a_model_that_is_a_text_file_is_one_line(tmp_path):
-    text = tmp_path / "model.keras"
+@pytest.mark.parametrize("file_name", ["model.keras", "model.tflite"])
+def test_predict_with_a_model_that_is_a_text_file_is_one_line(tmp_path, file_name):
+    text = tmp_path / file_name
     text.write_text("not a model")
     result = run_cli("predict", text, "--model", text, model_dir=config.model_dir())
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
-        f"error: {text} is not a Keras model: a .keras file is a zip archive, this is not one."
-    ]
+    expected = {  # predict serves LiteRT exports only: a bare .keras file has no checked export beside it
+        "model.keras": f"error: {text} is not part of a model version, so it has no checked LiteRT export beside it",
+        "model.tflite": f"error: {text} cannot be loaded by LiteRT: ",
+    }[file_name]
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert line.startswith(expected)
 
 
 # Rollback takes only a listed version -----------------------------------------------------
