@@ -81,7 +81,7 @@ def predict_upload(data: bytes, stamp: tuple[int, ...]) -> tuple[Prediction | No
     decoded in a worker process, which takes seconds)."""
     try:
         reduced, _ = open_reduced(io.BytesIO(data))
-        prediction = predict_image(_loaded(stamp), reduced)
+        prediction = predict_image(_loaded(stamp), reduced, with_steps=True)
     except PreprocessError as error:
         return None, str(error), None
     return prediction, None, ui_support.thumbnail(reduced)

@@ -50,6 +50,19 @@ def prediction_details(prediction: Prediction) -> None:
     row.image(ui_support.enlarge(prediction.image, 5), caption=f"What the model saw ({config.IMAGE_SIZE}×{config.IMAGE_SIZE})", width=140)
     with row:
         probability_chart(prediction)
+    if prediction.steps is not None:
+        reading_steps(prediction)
+
+
+def reading_steps(prediction: Prediction) -> None:
+    """The scene's steps for an uploaded picture: where the paper is, the printed lines removed, the ink."""
+    steps = prediction.steps
+    with st.expander("How the picture was read"):
+        st.image(
+            [steps.picture, steps.surface, steps.lines_removed, steps.ink, ui_support.enlarge(prediction.image, 5)],
+            caption=["Picture", "Surface found", "Printed lines removed", "Ink", "28×28"],
+            width=150,
+        )
 
 
 def probability_chart(prediction: Prediction) -> None:

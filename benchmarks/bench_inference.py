@@ -52,7 +52,18 @@ def sample_inputs(mnist) -> dict:
     photo.save(buffer, format="JPEG", quality=90)
     small = io.BytesIO()
     Image.fromarray(255 - mnist.images[2]).save(small, format="PNG")
-    return {"canvas_280x280_rgba": canvas, "photo_4000x3000_jpeg": buffer.getvalue(), "png_28x28": small.getvalue()}
+    # A 12-megapixel phone photo of a digit on ruled or squared notebook paper: the rendered set's picture,
+    # enlarged to a phone camera's size (the scene stage works on it at 1,024 px, as on any photo).
+    page = Image.open(io.BytesIO(realinputs.notebook_photo(mnist.images[3], np.random.default_rng(1))))
+    size = (4000, 3000) if page.width >= page.height else (3000, 4000)
+    notebook = io.BytesIO()
+    page.resize(size, Image.Resampling.BICUBIC).save(notebook, format="JPEG", quality=90)
+    return {
+        "canvas_280x280_rgba": canvas,
+        "photo_4000x3000_jpeg": buffer.getvalue(),
+        "notebook_photo_12mp_jpeg": notebook.getvalue(),
+        "png_28x28": small.getvalue(),
+    }
 
 
 def bench_single(classifier, keras_classifier, mnist, repeats: int) -> dict:
@@ -206,6 +217,8 @@ def verdicts(report: dict) -> dict[str, bool]:
         "predict start-up + one file <= 1.5 s": batch["CLI start-up + one file (s)"] <= 1.5,
         "preprocessing + model, 280x280 canvas, p50 <= 10 ms": single["preprocess+model canvas_280x280_rgba"]["p50_ms"] <= 10,
         "preprocessing + model, 12 MP photo, p50 <= 150 ms": single["preprocess+model photo_4000x3000_jpeg"]["p50_ms"] <= 150,
+        "preprocessing + model, 12 MP notebook photo, p50 <= 200 ms": single["preprocess+model notebook_photo_12mp_jpeg"]["p50_ms"]
+        <= 200,
         "predict on small PNGs >= 500 images/s (CLI, start-up excluded)": batch["CLI default, images/s excluding start-up"] >= 500,
     }
 

@@ -14,7 +14,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .inference import Classifier
-from .preprocess import ImageSource, preprocess, preprocess_files
+from .preprocess import ImageSource, StepPictures, preprocess_files, preprocess_steps, step_pictures
 
 LOW_CONFIDENCE = 0.70  # below this the app says the model is unsure
 
@@ -25,6 +25,7 @@ class Prediction:
     confidence: float
     probabilities: np.ndarray  # (10,) float
     image: np.ndarray  # the 28x28 input the model saw
+    steps: StepPictures | None = None  # how the picture was read, when asked for
 
     @property
     def is_confident(self) -> bool:
@@ -43,10 +44,14 @@ def _prediction(probabilities: np.ndarray, image: np.ndarray) -> Prediction:
     return Prediction(label, float(probabilities[label]), probabilities, image)
 
 
-def predict_image(classifier: Classifier, source: ImageSource) -> Prediction:
-    """One image -> Prediction. Raises a PreprocessError subclass for an unusable image."""
-    image = preprocess(source)
-    return _prediction(classifier.probabilities(image[None])[0], image)
+def predict_image(classifier: Classifier, source: ImageSource, with_steps: bool = False) -> Prediction:
+    """One image -> Prediction (with small pictures of the scene's steps when `with_steps`).
+    Raises a PreprocessError subclass for an unusable image."""
+    steps = preprocess_steps(source)
+    prediction = _prediction(classifier.probabilities(steps.image[None])[0], steps.image)
+    if with_steps:
+        prediction.steps = step_pictures(steps)
+    return prediction
 
 
 def predict_files(classifier: Classifier, paths: Iterable[str | Path], batch_size: int = 256, workers: int = 1) -> Iterator[dict]:

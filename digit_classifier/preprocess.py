@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import cv2
 import numpy as np
 
 from . import worker
@@ -32,7 +33,7 @@ from .scene import find_scene, locate_digit
 
 __all__ = [
     "PREPROCESSING_VERSION", "ImageSource", "ImageTooLargeError", "NoDigitFoundError", "PreprocessError",
-    "Steps", "UnreadableImageError", "preprocess", "preprocess_file", "preprocess_files", "preprocess_steps",
+    "StepPictures", "Steps", "UnreadableImageError", "step_pictures", "preprocess", "preprocess_file", "preprocess_files", "preprocess_steps",
 ]
 
 PREPROCESSING_VERSION = "2"  # 2: the writing surface is found and printed rulings are removed
@@ -54,6 +55,28 @@ class Steps:
     ink_source: str  # "alpha", "dark ink on light background" or "light ink on dark background"
     surface_kind: str  # "whole picture" or "paper on a surface"
     original_size: tuple[int, int]  # width, height
+
+
+@dataclass(frozen=True)
+class StepPictures:
+    """Small 8-bit copies of the steps a person can look at (the app's "How the picture was read")."""
+
+    picture: np.ndarray
+    surface: np.ndarray
+    lines_removed: np.ndarray
+    ink: np.ndarray
+
+
+def step_pictures(steps: Steps, side: int = 240) -> StepPictures:
+    """`steps` as pictures at most `side` pixels long: the app keeps these, not the working-size arrays."""
+    height, width = steps.ink.shape
+    size = (max(1, round(width * side / max(height, width))), max(1, round(height * side / max(height, width))))
+
+    def small(values: np.ndarray) -> np.ndarray:
+        scaled = cv2.resize(np.clip(values.astype(np.float32), 0, 1), size, interpolation=cv2.INTER_AREA)
+        return np.round(scaled * 255).astype(np.uint8)
+
+    return StepPictures(small(steps.picture), small(steps.surface), small(steps.rulings * 4), small(steps.ink))
 
 
 def preprocess(source: ImageSource) -> np.ndarray:

@@ -15,7 +15,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from app_pages import common
-from digit_classifier import config, feedback, predict, versions
+from digit_classifier import config, feedback, predict, realinputs, versions
 from digit_classifier.preprocess import PREPROCESSING_VERSION, PreprocessError, preprocess
 from tools.app_harness import APP, digit_png
 
@@ -79,6 +79,15 @@ def test_upload_shows_prediction_confidence_chart_and_model_input(app, feedback_
     assert "What the model saw (28×28)" in [caption for image in app.image for caption in image.captions]
     assert texts(app.warning) == []
     assert stored(feedback_root) == []
+
+
+def test_an_uploaded_notebook_photo_shows_how_it_was_read(app, feedback_root):
+    sources, labels = realinputs.make_set("notebook", 1)
+    upload(app, ("page.jpg", sources[0]))
+    assert predictions(app) == [f"Prediction: {labels[0]}"]
+    assert [expander.label for expander in app.expander] == ["How the picture was read"]
+    captions = [caption for image in app.image for caption in image.captions]
+    assert captions[-5:] == ["Picture", "Surface found", "Printed lines removed", "Ink", "28×28"]
 
 
 def test_low_confidence_is_said(app, monkeypatch):
