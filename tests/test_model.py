@@ -13,7 +13,12 @@ from digit_classifier.preprocess import NoDigitFoundError
 
 # The required floors for the realistic sets (rendered from MNIST *test* digits) and for
 # optdigits, the other writers' 8x8 digits shipped with scikit-learn.
-REAL_INPUT_FLOORS = {"photo": 0.985, "transparent": 0.985, "canvas": 0.98, "lowres": 0.95, "optdigits": 0.93}
+REAL_INPUT_FLOORS = {
+    "photo": 0.985, "transparent": 0.985, "canvas": 0.98, "lowres": 0.95, "optdigits": 0.93,
+    # Photos of notebook pages, notes on a desk and shadowed pages: measured 88.0 / 95.2 / 76.4 % on these
+    # 500 (before the scene stage: 44.6 / 10.6 / 20.2 %); the floors catch a regression, the aim is 98 %.
+    "notebook": 0.86, "desk": 0.93, "shadow": 0.74,
+}
 REAL_SET_SIZE = 500
 
 
