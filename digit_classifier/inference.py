@@ -26,7 +26,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -90,6 +90,8 @@ def _native_stderr_silenced():
 class LiteRTClassifier:
     """A LiteRT interpreter over one exported model; its input's batch size is resized to each call's."""
 
+    runtime: ClassVar[str] = "litert"  # which runtime answers
+
     content: bytes
     metadata: dict = field(default_factory=dict)
     path: Path | None = None
@@ -108,10 +110,6 @@ class LiteRTClassifier:
     @property
     def version(self) -> str:
         return str(self.metadata.get("version", "unknown"))
-
-    @property
-    def runtime(self) -> str:
-        return "litert"
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         images = as_batch(images)

@@ -10,6 +10,8 @@ accurate enough (with augmentation) to pass 99.6 % on the MNIST test set.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import contextlib
 import os
 import sys
@@ -63,6 +65,8 @@ class Classifier:
     call instead. `probabilities()` does that for any batch size.
     """
 
+    runtime: ClassVar[str] = "keras"  # which runtime answers
+
     model: keras.Model
     metadata: dict = field(default_factory=dict)
     path: Path | None = None
@@ -74,10 +78,6 @@ class Classifier:
     @property
     def version(self) -> str:
         return str(self.metadata.get("version", "unknown"))
-
-    @property
-    def runtime(self) -> str:
-        return "keras"
 
     def probabilities(self, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
         """(n, 28, 28) or (n, 28, 28, 1) floats in [0, 1] -> (n, 10) probabilities."""
