@@ -10,14 +10,13 @@ accurate enough (with augmentation) to pass 99.6 % on the MNIST test set.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import contextlib
 import os
 import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
