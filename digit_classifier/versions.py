@@ -143,15 +143,31 @@ def _is_leftover(name: str) -> bool:
 
 
 def current_name(model_dir: Path) -> str | None:
-    """The version `current` points at, or None when it is missing or points anywhere but versions/<name>."""
+    """The version `current` points at, or None when it is missing or points anywhere but versions/<name>.
+
+    `current` is a link; where links do not survive (a zip unpacked by most tools), a small regular
+    file holding the same target, `versions/<name>`, is read the same way."""
+    pointer = Path(model_dir) / CURRENT
     try:
-        target = os.readlink(Path(model_dir) / CURRENT)
+        target = os.readlink(pointer)
     except OSError:
-        return None
+        target = _pointer_file(pointer)
+        if target is None:
+            return None
     parts = target.split("/")
     if len(parts) == 2 and parts[0] == "versions" and VERSION_NAME.fullmatch(parts[1]):
         return parts[1]
     return None
+
+
+def _pointer_file(pointer: Path) -> str | None:
+    """The text of `pointer` when it is a small regular file (never a link, a FIFO or a device)."""
+    try:
+        if not stat.S_ISREG(os.lstat(pointer).st_mode) or os.lstat(pointer).st_size > 256:
+            return None
+        return pointer.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def resolve_current(model_dir: Path | None = None, tolerate: tuple[str, ...] = ()) -> Version:

@@ -17,6 +17,7 @@ link as a small text file holding its target, which would leave model/model.kera
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import zipfile
@@ -103,8 +104,9 @@ def build(out_dir: Path, root: Path = config.REPO_ROOT, store: Path | None = Non
     """Write `out_dir/digit-classifier-<version>.zip` (replacing an older one) and describe it."""
     store = config.feedback_dir() if store is None else store
     sources, untracked = collect(root, store)
+    pointers = {relative: os.readlink(path) for relative, path in sources.items() if path.is_symlink() and path.resolve().is_dir()}
     for relative, path in sources.items():
-        if not path.resolve().is_file():  # a dangling link, or a link to a folder
+        if relative not in pointers and not path.resolve().is_file():  # a dangling link
             raise SubmissionError(f"{relative} is a link to {path.resolve()}, which is not a file")
     top = f"{NAME}-{__version__}"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -113,7 +115,10 @@ def build(out_dir: Path, root: Path = config.REPO_ROOT, store: Path | None = Non
     try:
         with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for relative in sorted(sources):
-                archive.write(sources[relative], f"{top}/{relative}")  # write() follows links: the content goes in
+                if relative in pointers:  # model/current: unzip tools drop links, so it goes in as a pointer file
+                    archive.writestr(f"{top}/{relative}", pointers[relative] + "\n")
+                else:
+                    archive.write(sources[relative], f"{top}/{relative}")  # write() follows links: the content goes in
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
