@@ -79,6 +79,12 @@ def find_scene(arrays: WorkingArrays) -> Scene:
     return Scene(surface, "whole picture" if found is None else "paper on a surface", rulings, ink, ink_source)
 
 
+def _reduced_size(height: int, width: int, side: int) -> tuple[float, tuple[int, int]]:
+    """The scale and the (width, height) at which the longest side is `side` pixels (8 at least)."""
+    factor = side / max(height, width)
+    return factor, (max(8, round(width * factor)), max(8, round(height * factor)))
+
+
 # 1. Surface ------------------------------------------------------------------------------
 
 SURFACE_SIDE = 256  # the surface is looked for at this size: paper edges stay sharp, ink and rulings vanish
@@ -108,8 +114,7 @@ def find_surface(luminance: np.ndarray, rgb: np.ndarray | None) -> np.ndarray | 
     or an object reaching over the paper's edge stays outside it.
     """
     height, width = luminance.shape
-    factor = SURFACE_SIDE / max(height, width)
-    size = (max(8, round(width * factor)), max(8, round(height * factor)))
+    factor, size = _reduced_size(height, width, SURFACE_SIDE)
     colour = rgb if rgb is not None else luminance[..., None]
     small = cv2.resize(colour, size, interpolation=cv2.INTER_AREA)
     if small.ndim == 2:
@@ -236,8 +241,7 @@ def _find_lines(
     """Printed lines running along the rows of `ink` (within RULING_ANGLES), as fitted curves, and their
     angle in degrees. `near`: the angle a previous round found; the lines it left converge close to it."""
     height, width = ink.shape
-    factor = RULING_SIDE / max(height, width)
-    size = (max(8, round(width * factor)), max(8, round(height * factor)))
+    factor, size = _reduced_size(height, width, RULING_SIDE)
     small = cv2.resize(np.clip(ink, 0, 1) * surface, size, interpolation=cv2.INTER_AREA)
     paper = cv2.resize(surface.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.5
     paper[:, 1::2] = False  # every other column is enough to find lines along the rows, and twice as fast
@@ -463,8 +467,7 @@ def _under_shadows(luminance: np.ndarray, background: np.ndarray, surface: np.nd
     picture without shadows keeps the fit exactly.
     """
     height, width = luminance.shape
-    factor = SHADOW_SIDE / max(height, width)
-    size = (max(8, round(width * factor)), max(8, round(height * factor)))
+    factor, size = _reduced_size(height, width, SHADOW_SIDE)
     small = cv2.resize(luminance, size, interpolation=cv2.INTER_AREA)
     fitted = cv2.resize(background, size, interpolation=cv2.INTER_AREA)
     if surface is not None:
