@@ -68,6 +68,12 @@ def photo_like(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     """Dark ink on tinted paper, off-centre, rotated, unevenly lit, noisy, blurred, JPEG-compressed."""
     ink = _rotate(_upscaled_ink(digit, int(rng.integers(80, 401))), rng.uniform(-8, 8))
     frame = tuple(int(side * rng.uniform(1.3, 3.0)) for side in ink.shape)
+    return _ink_on_paper(ink, frame, rng)
+
+
+def _ink_on_paper(ink: np.ndarray, frame: tuple[int, int], rng: np.random.Generator) -> bytes:
+    """`ink` placed anywhere in a frame of (height, width) as dark ink on tinted paper, unevenly lit, noisy, blurred,
+    JPEG-compressed."""
     ink = _paste(ink, frame, rng)[..., None]
     paper = (rng.uniform(185, 250) + rng.uniform(-15, 15, size=3)).astype(np.float32)
     pen = (rng.uniform(10, 90) + rng.uniform(-25, 25, size=3)).astype(np.float32)
