@@ -21,6 +21,30 @@ digit, for the preprocessing's refusals.
 
 `optdigits_set()` adds real digits from other writers: the UCI optical
 recognition set of 8x8 digits (1,797 images) that ships inside scikit-learn.
+
+`numbers_set()` renders numbers: 2-6 MNIST digits (lengths uniform, leading
+zeros allowed, no digit image used twice in a set) written left to right on
+one line, with the true text ("2026") beside each picture. `render_number()`
+draws one number from given digits, for tests and demos. Each digit keeps
+its MNIST shape and the digits of a number share a height within +-8 %.
+Between neighbours, where their ink comes closest: 70 % a writer's usual gap
+(15-45 % of the height, that is a quarter to three quarters of a digit's
+width), 20 % close (3-10 %), 10 % touching or overlapping by up to 2 pixels,
+so about a quarter of the numbers hold a touching pair; people's spacing is
+mostly regular, and touching pairs are rare enough in careful writing but
+too common in quick writing to leave out. Each digit sits up to 6 % of the
+height off the line; a quarter of the lines are wavy (3-8 %) and 40 % are
+turned by up to 4 degrees. Renderings: 40 % `paper` (a cropped phone photo
+as `photo_like`, the number 45-87 % of the picture's width), 20 % `notebook`
+(the number written with a pen or pencil in a photographed notebook, as
+`notebook_photo`), 20 % `dark` (white on black as MNIST, a grey PNG or the
+array itself) and 20 % `canvas` (one round pen on the app's 560x280 RGBA
+canvas): pictures of paper are what people send most, white on black is what
+the app's canvas and MNIST-style tools produce. Desk notes are left out:
+their note holds one digit and sizing it for a line would mean a second copy
+of that scene. Number i of a set depends only on (seed, split, i), and on a
+stream of its own rather than a KINDS position, so the single-digit sets
+keep their bytes and a small set is the start of a larger one.
 """
 
 from __future__ import annotations
@@ -156,8 +180,12 @@ def canvas_like(digit: np.ndarray, rng: np.random.Generator, canvas: int = 280) 
     ink = _restroked(digit, height, width, supersample)
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
     ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1][:canvas, :canvas]
-    alpha = _paste(ink, (canvas, canvas), rng)
-    rgba = np.zeros((canvas, canvas, 4), dtype=np.uint8)
+    return _canvas_rgba(_paste(ink, (canvas, canvas), rng), rng)
+
+
+def _canvas_rgba(alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A drawing's coverage as the app's canvas returns it: white on transparent, or composited on its black."""
+    rgba = np.zeros(alpha.shape + (4,), dtype=np.uint8)
     rgba[..., :3] = 255
     rgba[..., 3] = np.round(alpha * 255).astype(np.uint8)
     if rng.random() < 0.5:  # the same drawing composited on the canvas' black background
@@ -904,3 +932,267 @@ def optdigits_set() -> tuple[list, np.ndarray]:
     digits = load_digits()
     images = [np.round(image * 255 / 16).astype(np.uint8) for image in digits.images]
     return images, digits.target.astype(int)
+
+
+# --- Numbers: 2-6 MNIST digits side by side on one line of writing. ---
+
+NUMBER_LENGTHS = (2, 6)
+NUMBER_STYLES = ("paper", "notebook", "dark", "canvas")
+NUMBER_STYLE_SHARES = (0.4, 0.2, 0.2, 0.2)
+TOUCHING_SHARE, CLOSE_SHARE = 0.1, 0.2  # of the gaps between neighbours; the rest are a writer's usual gap
+# numbers_set seeds its generators with this in place of a KINDS position (outside their range), so appending a
+# kind moves neither the single-digit sets nor this one
+_NUMBERS_STREAM = 1000
+
+
+@dataclass(frozen=True)
+class NumberLayout:
+    """Where the digits of one number sit on their line, in shares of the number's digit height (so one layout
+    renders at any size). `scales`: each digit's height against the number's. `gaps`: the whitespace from each
+    digit to the next where their ink comes closest on a same row, or None where the two touch; `overlaps`: for
+    touching neighbours, the pixels by which their ink overlaps (0: side by side, no gap). `rises`: each digit
+    lowered (positive) or raised from the line: jitter plus, for some numbers, a wave. `tilt`: degrees the whole
+    line is turned, counterclockwise."""
+
+    scales: tuple[float, ...]
+    gaps: tuple[float | None, ...]
+    overlaps: tuple[int, ...]
+    rises: tuple[float, ...]
+    tilt: float
+
+    def __post_init__(self) -> None:
+        count = len(self.scales)
+        if count < 1 or len(self.rises) != count or len(self.gaps) != count - 1 or len(self.overlaps) != count - 1:
+            raise ValueError(f"a layout of {count} digits needs {count} rises and {count - 1} gaps and overlaps")
+
+
+@dataclass(frozen=True)
+class NumberSpec:
+    """One number of `numbers_set`: the MNIST indices of its digits (left to right), how it is rendered, where its
+    digits sit, and the seed of the generator that renders it."""
+
+    indices: tuple[int, ...]
+    style: str
+    layout: NumberLayout
+    entropy: tuple[int, ...]
+
+
+def number_layout(count: int, rng: np.random.Generator) -> NumberLayout:
+    """A realistic line of `count` digits.
+
+    Gaps: a writer's usual gap (15-45 % of the height, about a quarter to three quarters of a digit's width,
+    +-30 % from gap to gap) for 70 % of the neighbours, a close one (3-10 %) for 20 %, touching or overlapping
+    by up to 2 pixels for 10 %. Heights within +-8 % of each other; each digit 3 % of the height up or down
+    (at most 6 %); a wavy line (3-8 % of the height) in a quarter of the numbers and a line turned by up to 4
+    degrees in 40 % of them.
+    """
+    habit = rng.uniform(0.15, 0.45)
+    gaps: list[float | None] = []
+    overlaps: list[int] = []
+    for _ in range(count - 1):
+        draw = rng.random()
+        if draw < TOUCHING_SHARE:
+            gaps.append(None)
+            overlaps.append(int(rng.integers(0, 3)))
+        else:
+            gaps.append(rng.uniform(0.03, 0.1) if draw < TOUCHING_SHARE + CLOSE_SHARE else habit * rng.uniform(0.7, 1.3))
+            overlaps.append(0)
+    scales = rng.uniform(0.92, 1.08, count)
+    rises = np.clip(rng.normal(0, 0.03, count), -0.06, 0.06)
+    if rng.random() < 0.25:
+        rises = rises + rng.uniform(0.03, 0.08) * np.sin(2 * math.pi * np.arange(count) / rng.uniform(3, 6) + rng.uniform(0, 2 * math.pi))
+    tilt = rng.uniform(-4, 4) if rng.random() < 0.4 else 0.0
+    return NumberLayout(tuple(map(float, scales)), tuple(gaps), tuple(overlaps), tuple(map(float, rises)), float(tilt))
+
+
+def _estimated_width(layout: NumberLayout) -> float:
+    """The number's width in digit heights, for sizing: a digit's 20-px MNIST box is taken 15 px wide whatever its
+    shape (a 1 is narrower, a 0 a little wider), so the scene around a number does not depend on its digits."""
+    width = 0.75 * sum(layout.scales) + sum(gap or 0.0 for gap in layout.gaps)
+    # a turned line is a little wider; a Python float, as PIL's blur compares a numpy radius to a tuple and fails
+    return float(width + math.sin(math.radians(abs(layout.tilt))) * 1.2)
+
+
+def _cropped(ink: np.ndarray, height: float) -> np.ndarray:
+    rows, cols = np.flatnonzero(ink.max(1) > 0.05), np.flatnonzero(ink.max(0) > 0.05)
+    if not len(rows):  # a blank digit still takes its place on the line
+        return np.zeros((max(1, round(height)), max(1, round(0.5 * height))), np.float32)
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _number_ink(digits: list[np.ndarray], layout: NumberLayout, height: float, make_ink: Callable) -> np.ndarray:
+    """The digits written `height` pixels high by `make_ink(digit, height)`, placed as `layout` says -> one float ink
+    map, cropped to the ink.
+
+    Each gap is measured where the new digit's solid ink (over half its strongest coverage) comes closest to any digit before
+    it on a same row, so a touching pair really touches; a digit's centre never lies left of its left neighbour's
+    right edge, which keeps the reading order whatever the shapes.
+    """
+    pieces = [_cropped(make_ink(digit, height * scale), height * scale) for digit, scale in zip(digits, layout.scales)]
+    tops = [round(rise * height - piece.shape[0] / 2) for rise, piece in zip(layout.rises, pieces)]
+    tops = [top - min(tops) for top in tops]
+    rows_total = max(top + piece.shape[0] for top, piece in zip(tops, pieces))
+    reach = np.full(rows_total, -np.inf)  # rightmost solid ink column so far, per row
+    lefts: list[int] = []
+    for i, (top, piece) in enumerate(zip(tops, pieces)):
+        solid = piece > 0.5 * max(float(piece.max()), 1e-6)  # pencil at its faintest never reaches 0.5
+        if i == 0:
+            left = 0
+        else:
+            separation = -layout.overlaps[i - 1] if layout.gaps[i - 1] is None else max(1, round(layout.gaps[i - 1] * height))
+            inked = np.flatnonzero(solid.any(1))
+            first = solid[inked].argmax(1)
+            before = reach[top + inked]
+            shared = np.isfinite(before)
+            previous_right = lefts[-1] + pieces[i - 1].shape[1]
+            if shared.any():
+                left = int(np.max(before[shared] - first[shared])) + 1 + separation
+            else:  # no row in common (or a blank digit): by the boxes
+                left = previous_right + separation
+            left = max(left, previous_right - piece.shape[1] // 2)
+        inked = np.flatnonzero(solid.any(1))
+        last = solid.shape[1] - 1 - solid[inked, ::-1].argmax(1)
+        reach[top + inked] = np.maximum(reach[top + inked], left + last)
+        lefts.append(left)
+    canvas = np.zeros((rows_total, max(left + piece.shape[1] for left, piece in zip(lefts, pieces))), np.float32)
+    for top, left, piece in zip(tops, lefts, pieces):
+        region = canvas[top : top + piece.shape[0], left : left + piece.shape[1]]
+        np.maximum(region, piece, out=region)
+    if layout.tilt:
+        canvas = _cropped(_rotate(canvas, layout.tilt), height)
+    return canvas
+
+
+def _with_margin(ink: np.ndarray, height: float) -> np.ndarray:
+    """A border of 6 % of the digit height around the ink: a digit touching the picture's edge reads as cut off."""
+    return np.pad(ink, max(2, round(0.06 * height)))
+
+
+def _number_on_paper(digits: list[np.ndarray], layout: NumberLayout, rng: np.random.Generator) -> bytes:
+    """A cropped photo of the number on paper, as `photo_like` renders one digit: digits 40-220 px high (at most
+    1,400 px for the whole number), each turned by up to 4 degrees, the number 45-87 % of the picture's width."""
+    height = min(rng.uniform(40, 220), 1400 / _estimated_width(layout))
+    ink = _number_ink(digits, layout, height, lambda digit, size: _rotate(_upscaled_ink(digit, max(8, round(size))), rng.uniform(-4, 4)))
+    ink = _with_margin(ink, height)
+    frame_width = int(ink.shape[1] * rng.uniform(1.15, 2.2))
+    frame_height = int(max(ink.shape[0] * rng.uniform(1.3, 3.0), frame_width * rng.uniform(0.25, 0.75)))
+    return _ink_on_paper(ink, (frame_height, frame_width), rng)
+
+
+def _number_in_notebook(digits: list[np.ndarray], layout: NumberLayout, rng: np.random.Generator) -> bytes:
+    """The number written with a pen or pencil in a notebook (as `notebook_photo`), 8-30 % of the picture's height
+    and 60-80 % of its width at most, on a ruled line in 60 % of the ruled pages."""
+    style = _notebook_style(rng)
+    height_share = rng.uniform(0.08, 0.3)
+    spacing_share = height_share / (rng.uniform(1.0, 2.5) if style == "ruled" else rng.uniform(1.0, 3.0))
+    on_line = style == "ruled" and rng.random() < 0.6
+    pen = _choose_pen(rng, pencil_share=0.45)
+    width_in_heights = _estimated_width(layout)
+
+    def write(page: np.ndarray, camera: _Camera, rows: np.ndarray, spacing: float) -> None:
+        work = camera.size
+        height = min(height_share * work[1], 0.6 * work[0] / width_in_heights)  # at most 80 % with the widest digits
+        ink = _number_ink(digits, layout, height, lambda digit, size: _written(digit, size, pen, rng))
+        top_row, bottom_row = _ink_rows(ink)
+        # room for the camera's turn (10 degrees), off-axis view and bend around the line
+        x_margin = 0.58 * ink.shape[1] + 0.03 * work[0]
+        y_margin = 0.5 * ink.shape[0] + 0.1 * ink.shape[1] + 0.03 * work[1] + (0.7 * spacing if on_line else 0)
+        # one draw each whatever the room, so the rest of the scene does not depend on the digits' shapes
+        x, y = (margin + share * max(0.0, side - 2 * margin) if 2 * margin < side else side / 2
+                for margin, side, share in zip((x_margin, y_margin), work, rng.random(2)))
+        cx, cy = camera.to_page(x, y)
+        top = float(cy) - (top_row + bottom_row) / 2
+        if on_line and len(rows):
+            foot = rows[np.argmin(np.abs(rows - (top + bottom_row)))] + rng.uniform(-0.15, 0.1) * spacing
+            top = float(foot) - bottom_row
+        _write(page, ink, round(top), round(float(cx) - ink.shape[1] / 2), pen.colour)
+
+    return _page_photo(rng, style, spacing_share, write, shadow=False)
+
+
+def _number_dark(digits: list[np.ndarray], layout: NumberLayout, rng: np.random.Generator) -> bytes | np.ndarray:
+    """White digits on black as MNIST draws them: 20-120 px high (at most 1,000 px for the number), softened by a
+    blur of up to 1.5 % of the height, a grey PNG or (40 %) the 8-bit array itself."""
+    height = min(rng.uniform(20, 120), 1000 / _estimated_width(layout))
+    ink = _with_margin(_number_ink(digits, layout, height, lambda digit, size: _upscaled_ink(digit, max(8, round(size)))), height)
+    frame = (int(ink.shape[0] * rng.uniform(1.2, 2.0)), int(ink.shape[1] * rng.uniform(1.1, 1.6)))
+    image = Image.fromarray(np.round(_paste(ink, frame, rng) * 255).astype(np.uint8))
+    image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 0.015 * height)))
+    if rng.random() < 0.4:
+        return np.asarray(image)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _number_on_canvas(digits: list[np.ndarray], layout: NumberLayout, rng: np.random.Generator, size: tuple[int, int] = (280, 560)) -> np.ndarray:
+    """The number drawn with one round pen (as `canvas_like`) on a 560x280 RGBA canvas, white on transparent or
+    black: digits 50-200 px high, the number at most 90 % of the canvas' width."""
+    widest = 0.9 * size[1] / _estimated_width(layout)
+    height = rng.uniform(min(50.0, widest), min(200.0, widest, 0.8 * size[0]))
+    pen = rng.uniform(max(4.0, 0.06 * height), max(6.0, 0.16 * height))
+    ink = _with_margin(_number_ink(digits, layout, height, lambda digit, size: _restroked(digit, size, pen)), height)
+    shrink = min(1.0, size[0] / ink.shape[0], size[1] / ink.shape[1])
+    if shrink < 1:  # wider digits than the estimate: the drawing is made to fit, as a person would have written smaller
+        shape = (max(1, int(ink.shape[1] * shrink)), max(1, int(ink.shape[0] * shrink)))
+        ink = np.asarray(Image.fromarray(ink, mode="F").resize(shape, Image.Resampling.BILINEAR))
+    return _canvas_rgba(_paste(ink, size, rng), rng)
+
+
+NUMBER_RENDERERS: dict[str, Callable] = {
+    "paper": _number_on_paper,
+    "notebook": _number_in_notebook,
+    "dark": _number_dark,
+    "canvas": _number_on_canvas,
+}
+
+
+def render_number(
+    digits: list[np.ndarray], rng: np.random.Generator, style: str = "paper", layout: NumberLayout | None = None
+) -> bytes | np.ndarray:
+    """One picture of the 28x28 MNIST `digits` written left to right, in `style` (one of NUMBER_STYLES), placed as
+    `layout` says (None: a realistic layout drawn from `rng`)."""
+    if style not in NUMBER_RENDERERS:
+        raise ValueError(f"style must be one of {', '.join(NUMBER_STYLES)}, not {style!r}")
+    if not digits or any(np.shape(digit) != (28, 28) for digit in digits):
+        raise ValueError("digits must be a non-empty list of 28x28 images")
+    if layout is None:
+        layout = number_layout(len(digits), rng)
+    elif len(layout.scales) != len(digits):
+        raise ValueError(f"the layout places {len(layout.scales)} digits, not {len(digits)}")
+    return NUMBER_RENDERERS[style]([np.asarray(digit, np.uint8) for digit in digits], layout, rng)
+
+
+def number_specs(n: int = 400, split: str = "test", seed: int = config.SEED) -> list[NumberSpec]:
+    """What `numbers_set` renders: each number's length (2-6, uniform), digits (MNIST `split` images, none used
+    twice), style and layout. Number i depends only on (seed, split, i): a smaller set is the start of a larger one."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    if n < 1:
+        raise ValueError(f"n must be at least 1, not {n}")
+    split_id = 0 if split == "test" else 1
+    order = np.random.default_rng([seed, _NUMBERS_STREAM, split_id]).permutation(len(data.load_split(split).labels))
+    specs, used = [], 0
+    for i in range(n):
+        entropy = (seed, _NUMBERS_STREAM, split_id, i)
+        rng = np.random.default_rng(entropy)
+        length = int(rng.integers(NUMBER_LENGTHS[0], NUMBER_LENGTHS[1] + 1))
+        if used + length > len(order):
+            raise ValueError(f"{n} numbers need more digits than the {split} split's {len(order)}")
+        style = str(rng.choice(NUMBER_STYLES, p=NUMBER_STYLE_SHARES))
+        layout = number_layout(length, rng)
+        specs.append(NumberSpec(tuple(int(index) for index in order[used : used + length]), style, layout, entropy + (1,)))
+        used += length
+    return specs
+
+
+def numbers_set(n: int = 400, split: str = "test", seed: int = config.SEED) -> tuple[list, list[str]]:
+    """`n` pictures of numbers of 2-6 MNIST `split` digits and their true texts (e.g. "2026"; a leading zero is a
+    digit like any other). Same seed, same set; `split="train"` for anything that tunes on it."""
+    mnist = data.load_split(split) if split in ("train", "test") else None
+    sources, texts = [], []
+    for spec in number_specs(n, split, seed):
+        digits = [mnist.images[index] for index in spec.indices]
+        sources.append(render_number(digits, np.random.default_rng(spec.entropy), spec.style, spec.layout))
+        texts.append("".join(str(int(mnist.labels[index])) for index in spec.indices))
+    return sources, texts
