@@ -24,25 +24,29 @@ recognition set of 8x8 digits (1,797 images) that ships inside scikit-learn.
 
 `numbers_set()` renders numbers: 2-6 MNIST digits (lengths uniform, leading
 zeros allowed, no digit image used twice in a set) written left to right on
-one line, with the true text ("2026") beside each picture. `render_number()`
-draws one number from given digits, for tests and demos. Each digit keeps
-its MNIST shape and the digits of a number share a height within +-8 %.
-Between neighbours, where their ink comes closest: 70 % a writer's usual gap
-(15-45 % of the height, that is a quarter to three quarters of a digit's
-width), 20 % close (3-10 %), 10 % touching or overlapping by up to 2 pixels,
-so about a quarter of the numbers hold a touching pair; people's spacing is
-mostly regular, and touching pairs are rare enough in careful writing but
-too common in quick writing to leave out. Each digit sits up to 6 % of the
-height off the line; a quarter of the lines are wavy (3-8 %) and 40 % are
-turned by up to 4 degrees. Renderings: 40 % `paper` (a cropped phone photo
-as `photo_like`, the number 45-87 % of the picture's width), 20 % `notebook`
-(the number written with a pen or pencil in a photographed notebook, as
-`notebook_photo`), 20 % `dark` (white on black as MNIST, a grey PNG or the
-array itself) and 20 % `canvas` (one round pen on the app's 560x280 RGBA
-canvas): pictures of paper are what people send most, white on black is what
-the app's canvas and MNIST-style tools produce. Desk notes are left out:
-their note holds one digit and sizing it for a line would mean a second copy
-of that scene. Number i of a set depends only on (seed, split, i), and on a
+one line, with the true text ("2026") beside each picture; 400 take about
+35 s here. `render_number()` draws one number from given digits, for tests
+and demos; `number_specs()` says which digits, style and `NumberLayout` each
+number of the set has. Each digit keeps its MNIST shape, and the digits of a
+number share a height within +-8 %.
+
+Between neighbours, where their ink comes closest on a same row: 70 % a
+writer's usual gap (15-45 % of the height, a quarter to three quarters of a
+digit's width, varying +-30 % along the number), 20 % close (3-10 %), 10 %
+touching or overlapping by up to 2 pixels, so 30 % of the numbers hold a
+touching pair (119 of the first 400): people's spacing is mostly regular,
+and touching pairs, rare in careful writing, are too common in quick writing
+to leave out. Each digit sits up to 6 % of the height off the line; a
+quarter of the lines are wavy (3-8 %) and 40 % are turned by up to 4
+degrees. Renderings: 40 % `paper` (a cropped photo as `photo_like` takes,
+the number 45-87 % of the picture's width), 20 % `notebook` (written with a
+pen or pencil in a photographed notebook, as `notebook_photo`), 20 % `dark`
+(white on black as MNIST, a grey PNG or the 8-bit array itself) and 20 %
+`canvas` (one round pen on a 560x280 RGBA canvas, wide enough for a
+number): pictures of paper are what people send most, white on black is
+what the canvas and MNIST-style tools give. Desk notes are left out: their
+note is sized for one digit, and a line of them would need a second copy of
+that scene. Number i of a set depends only on (seed, split, i), drawn from a
 stream of its own rather than a KINDS position, so the single-digit sets
 keep their bytes and a small set is the start of a larger one.
 """
@@ -937,8 +941,9 @@ def optdigits_set() -> tuple[list, np.ndarray]:
 # --- Numbers: 2-6 MNIST digits side by side on one line of writing. ---
 
 NUMBER_LENGTHS = (2, 6)
-NUMBER_STYLES = ("paper", "notebook", "dark", "canvas")
-NUMBER_STYLE_SHARES = (0.4, 0.2, 0.2, 0.2)
+# photos of paper are what people send most; white on black is what the canvas and MNIST-style tools give
+NUMBER_STYLE_SHARES = {"paper": 0.4, "notebook": 0.2, "dark": 0.2, "canvas": 0.2}
+NUMBER_STYLES = tuple(NUMBER_STYLE_SHARES)
 TOUCHING_SHARE, CLOSE_SHARE = 0.1, 0.2  # of the gaps between neighbours; the rest are a writer's usual gap
 # numbers_set seeds its generators with this in place of a KINDS position (outside their range), so appending a
 # kind moves neither the single-digit sets nor this one
@@ -1080,8 +1085,9 @@ def _number_on_paper(digits: list[np.ndarray], layout: NumberLayout, rng: np.ran
 
 
 def _number_in_notebook(digits: list[np.ndarray], layout: NumberLayout, rng: np.random.Generator) -> bytes:
-    """The number written with a pen or pencil in a notebook (as `notebook_photo`), 8-30 % of the picture's height
-    and 60-80 % of its width at most, on a ruled line in 60 % of the ruled pages."""
+    """The number written with a pen or pencil in a notebook (as `notebook_photo`): its digits 8-30 % of the
+    picture's height, the number at most about 60 % of the picture's width (80 % with the widest digits), on a
+    ruled line in 60 % of the ruled pages."""
     style = _notebook_style(rng)
     height_share = rng.uniform(0.08, 0.3)
     spacing_share = height_share / (rng.uniform(1.0, 2.5) if style == "ruled" else rng.uniform(1.0, 3.0))
@@ -1179,7 +1185,7 @@ def number_specs(n: int = 400, split: str = "test", seed: int = config.SEED) -> 
         length = int(rng.integers(NUMBER_LENGTHS[0], NUMBER_LENGTHS[1] + 1))
         if used + length > len(order):
             raise ValueError(f"{n} numbers need more digits than the {split} split's {len(order)}")
-        style = str(rng.choice(NUMBER_STYLES, p=NUMBER_STYLE_SHARES))
+        style = str(rng.choice(NUMBER_STYLES, p=list(NUMBER_STYLE_SHARES.values())))
         layout = number_layout(length, rng)
         specs.append(NumberSpec(tuple(int(index) for index in order[used : used + length]), style, layout, entropy + (1,)))
         used += length
@@ -1189,9 +1195,10 @@ def number_specs(n: int = 400, split: str = "test", seed: int = config.SEED) -> 
 def numbers_set(n: int = 400, split: str = "test", seed: int = config.SEED) -> tuple[list, list[str]]:
     """`n` pictures of numbers of 2-6 MNIST `split` digits and their true texts (e.g. "2026"; a leading zero is a
     digit like any other). Same seed, same set; `split="train"` for anything that tunes on it."""
-    mnist = data.load_split(split) if split in ("train", "test") else None
+    specs = number_specs(n, split, seed)
+    mnist = data.load_split(split)
     sources, texts = [], []
-    for spec in number_specs(n, split, seed):
+    for spec in specs:
         digits = [mnist.images[index] for index in spec.indices]
         sources.append(render_number(digits, np.random.default_rng(spec.entropy), spec.style, spec.layout))
         texts.append("".join(str(int(mnist.labels[index])) for index in spec.indices))

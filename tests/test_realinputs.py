@@ -193,12 +193,12 @@ def whole_digits(mnist):
 
 
 def test_numbers_set_is_deterministic_and_a_small_set_starts_a_larger_one():
-    sources, texts = realinputs.numbers_set(6)
-    again, texts_again = realinputs.numbers_set(6)
-    start, start_texts = realinputs.numbers_set(3)
+    sources, texts = realinputs.numbers_set(4)
+    again, texts_again = realinputs.numbers_set(4)
+    start, start_texts = realinputs.numbers_set(2)
     assert texts == texts_again and all(_same(a, b) for a, b in zip(sources, again))
-    assert start_texts == texts[:3] and all(_same(a, b) for a, b in zip(start, sources))
-    other, _ = realinputs.numbers_set(6, seed=config.SEED + 1)
+    assert start_texts == texts[:2] and all(_same(a, b) for a, b in zip(start, sources))
+    other, _ = realinputs.numbers_set(2, seed=config.SEED + 1)
     assert not any(_same(a, b) for a, b in zip(sources, other))
 
 
@@ -215,7 +215,8 @@ def test_number_texts_are_the_labels_of_2_to_6_distinct_test_digits(mnist):
     lengths = np.bincount([len(spec.indices) for spec in everything], minlength=7)[2:]
     assert lengths.min() >= 55, lengths  # uniform over 2-6: 80 each, give or take sampling
     styles = [spec.style for spec in everything]
-    for style, share in zip(realinputs.NUMBER_STYLES, realinputs.NUMBER_STYLE_SHARES):
+    assert set(realinputs.NUMBER_RENDERERS) == set(realinputs.NUMBER_STYLES)
+    for style, share in realinputs.NUMBER_STYLE_SHARES.items():
         assert abs(styles.count(style) / len(styles) - share) < 0.07, (style, styles.count(style))
     gaps = [gap for spec in everything for gap in spec.layout.gaps]
     touching = sum(gap is None for gap in gaps) / len(gaps)
