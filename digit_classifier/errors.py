@@ -17,3 +17,7 @@ class ImageTooLargeError(PreprocessError):
 
 class NoDigitFoundError(PreprocessError):
     """Blank, uniform, noise only, printed lines only, too small to hold a digit, or no single digit stands out."""
+
+
+class TooMuchWritingError(NoDigitFoundError):
+    """Several lines of writing, more digits than a number holds, or a page full of writing."""

@@ -29,32 +29,63 @@ from . import worker
 from .decode import ImageSource, open_reduced, working_arrays
 from .digit import frame_digit
 from .errors import ImageTooLargeError, NoDigitFoundError, PreprocessError, UnreadableImageError
-from .scene import find_scene, locate_digit
+from .scene import find_scene, locate_digits
 
 __all__ = [
-    "PREPROCESSING_VERSION", "ImageSource", "ImageTooLargeError", "NoDigitFoundError", "PreprocessError",
+    "PREPROCESSING_VERSION", "DigitSteps", "ImageSource", "ImageTooLargeError", "NoDigitFoundError", "PreprocessError",
     "StepPictures", "Steps", "UnreadableImageError", "step_pictures", "preprocess", "preprocess_file", "preprocess_files", "preprocess_steps",
 ]
 
-PREPROCESSING_VERSION = "2"  # 2: the writing surface is found and printed rulings are removed
+PREPROCESSING_VERSION = "3"  # 2: the writing surface is found and printed rulings are removed; 3: every digit of a number
+
+
+@dataclass(frozen=True)
+class DigitSteps:
+    """One digit's framing, at working resolution."""
+
+    mask: np.ndarray  # pixels kept as the digit
+    bbox: tuple[int, int, int, int]  # top, left, bottom, right of the digit in the ink map
+    crop: np.ndarray  # cleaned ink inside bbox
+    box: np.ndarray  # fitted into 20x20 (aspect kept, so one side may be shorter)
+    image: np.ndarray  # 28x28 float32 in [0, 1], white digit on black: the model's input
 
 
 @dataclass
 class Steps:
-    """The intermediate images of one preprocessing run (for notebooks and the app), at working resolution."""
+    """The intermediate images of one preprocessing run (for notebooks and the app), at working resolution.
+
+    `digits` are the digits found, left to right. `mask`, `bbox`, `crop`, `box`
+    and `image` are those of the main digit: the only one, or in a number the
+    one with the most ink.
+    """
 
     picture: np.ndarray  # the decoded picture's luminance, 0-1
     surface: np.ndarray  # bool: the writing surface found (all True when the picture is all paper)
     rulings: np.ndarray  # the printed lines removed from the ink map (0 where there are none)
     ink: np.ndarray  # ink map after rulings are removed, 1 = ink, 0 = background (noise makes it dip below 0)
-    mask: np.ndarray  # pixels kept as the digit
-    bbox: tuple[int, int, int, int]  # top, left, bottom, right of the digit in `ink`
-    crop: np.ndarray  # cleaned ink inside bbox
-    box: np.ndarray  # fitted into 20x20 (aspect kept, so one side may be shorter)
-    image: np.ndarray  # 28x28 float32 in [0, 1], white digit on black: the model's input
+    digits: tuple[DigitSteps, ...]  # left to right
+    main: int  # index in `digits` of the digit with the most ink
     ink_source: str  # "alpha", "dark ink on light background" or "light ink on dark background"
     surface_kind: str  # "whole picture" or "paper on a surface"
     original_size: tuple[int, int]  # width, height
+
+    @property
+    def images(self) -> np.ndarray:
+        """(digits, 28, 28): every digit's model input, left to right."""
+        return np.stack([digit.image for digit in self.digits])
+
+    def box_in_picture(self, index: int) -> tuple[int, int, int, int]:
+        """Digit `index`'s box as x0, y0, x1, y1 in the original picture's pixels."""
+        top, left, bottom, right = self.digits[index].bbox
+        sx, sy = self.original_size[0] / self.ink.shape[1], self.original_size[1] / self.ink.shape[0]
+        return (int(left * sx), int(top * sy), min(self.original_size[0], int(np.ceil(right * sx))),
+                min(self.original_size[1], int(np.ceil(bottom * sy))))
+
+    mask = property(lambda self: self.digits[self.main].mask)
+    bbox = property(lambda self: self.digits[self.main].bbox)
+    crop = property(lambda self: self.digits[self.main].crop)
+    box = property(lambda self: self.digits[self.main].box)
+    image = property(lambda self: self.digits[self.main].image)
 
 
 @dataclass(frozen=True)
@@ -80,7 +111,11 @@ def step_pictures(steps: Steps, side: int = 240) -> StepPictures:
 
 
 def preprocess(source: ImageSource) -> np.ndarray:
-    """Image (path, bytes, PIL image or numpy array) -> 28x28 float32 in [0, 1], white on black."""
+    """Image (path, bytes, PIL image or numpy array) -> 28x28 float32 in [0, 1], white on black.
+
+    The picture's digit; in a picture of a number, its main digit (the most
+    ink). `preprocess_steps(source).images` has every digit, left to right.
+    """
     return preprocess_steps(source).image
 
 
@@ -88,11 +123,15 @@ def preprocess_steps(source: ImageSource) -> Steps:
     image, original_size = open_reduced(source)
     arrays = working_arrays(image, original_size)
     scene = find_scene(arrays)
-    region = locate_digit(scene.ink, scene.surface, scene.rulings)
-    framed = frame_digit(scene.ink, region.mask, region.bbox, region.stroke_level)
+    regions = locate_digits(scene.ink, scene.surface, scene.rulings)
+    digits = []
+    for region in regions:
+        framed = frame_digit(scene.ink, region.mask, region.bbox, region.stroke_level)
+        digits.append(DigitSteps(region.mask, region.bbox, framed.crop, framed.box, framed.image))
+    main = int(np.argmax([float(scene.ink[region.mask].sum()) for region in regions]))
     return Steps(
-        arrays.luminance, scene.surface, scene.rulings, scene.ink, region.mask, region.bbox,
-        framed.crop, framed.box, framed.image, scene.ink_source, scene.surface_kind, original_size,
+        arrays.luminance, scene.surface, scene.rulings, scene.ink, tuple(digits), main,
+        scene.ink_source, scene.surface_kind, original_size,
     )
 
 

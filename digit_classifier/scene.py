@@ -29,7 +29,7 @@ import numpy as np
 from scipy import ndimage
 
 from .decode import WorkingArrays
-from .errors import NoDigitFoundError
+from .errors import NoDigitFoundError, TooMuchWritingError
 
 MIN_CONTRAST = 0.08  # brightness range (0-1) below which an image counts as blank
 MIN_INK = 0.06  # weakest stroke (0-1 contrast against the background) taken as ink
@@ -534,13 +534,14 @@ def _background(luminance: np.ndarray, dark_ink: bool, surface: np.ndarray | Non
     return (c[0] + c[1] * full_xs + c[2] * full_ys + c[3] * full_xs**2 + c[4] * full_xs * full_ys + c[5] * full_ys**2).astype(np.float32)
 
 
-def locate_digit(ink: np.ndarray, surface: np.ndarray | None = None, rulings: np.ndarray | None = None) -> DigitRegion:
-    """The digit in an ink map: its pixels, bounding box and stroke intensity.
+def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: np.ndarray | None = None) -> list[DigitRegion]:
+    """The digits in an ink map, left to right along one line of writing: each one's pixels, box and stroke level.
 
     Refuses (NoDigitFoundError, with a message for a person): faint or blank
     pictures, noise and texture, ink covering most of the picture, what is
-    left of printed lines once they are removed, pages so full of writing
-    that no single digit stands out, and specks.
+    left of printed lines once they are removed, specks; and (TooMuchWritingError)
+    several lines of writing, more than MAX_DIGITS digits, or a page so full of
+    writing that nothing stands out.
     """
     smooth = ndimage.gaussian_filter(ink, 1.0)
     peak = float(smooth.max())
@@ -564,31 +565,242 @@ def locate_digit(ink: np.ndarray, surface: np.ndarray | None = None, rulings: np
         masses = np.where(on_lines / sizes >= MAX_ON_LINES, 0.0, masses)
         if not masses.any():
             raise NoDigitFoundError("Only the paper's printed lines were found: no digit. Write or draw a digit and try again.")
-    boxes = ndimage.find_objects(labels)
+    boxes = [_box_of(box) for box in ndimage.find_objects(labels)]
     main = int(np.argmax(masses))
     if np.count_nonzero(masses >= COMPARABLE * masses[main]) > MAX_COMPARABLE:
-        raise NoDigitFoundError(
-            "The picture holds a lot of writing: no single digit stands out. Crop it to the digit you want read."
+        raise TooMuchWritingError(
+            "The picture holds a lot of writing: no single number stands out. Crop it to the digits you want read."
         )
-    top, left, bottom, right = _box_of(boxes[main])
-    reach = 0.6 * max(bottom - top, right - left)
-    kept = []
-    for index, (mass, box) in enumerate(zip(masses, boxes)):
-        upper, leftmost, lower, rightmost = _box_of(box)
-        near = upper < bottom + reach and lower > top - reach and leftmost < right + reach and rightmost > left - reach
-        if mass > 0 and mass >= KEEP_COMPONENT * masses[main] and near:
-            kept.append(index + 1)
-    keep = np.zeros(count + 1, dtype=bool)
-    keep[kept] = True
-    mask = keep[labels]
+    parts = [index for index in range(count) if masses[index] > 0 and masses[index] >= KEEP_COMPONENT * masses[main]]
+    pieces = _digit_pieces(labels, parts, boxes, [index for index in parts if masses[index] >= COMPARABLE * masses[main]])
+    if len(pieces) == 1:
+        # One digit: it and every stroke near it (a detached bar, a serif, a pencil gap), as MNIST's writers drew it.
+        top, left, bottom, right = boxes[main]
+        reach = 0.6 * max(bottom - top, right - left)
+        keep = np.zeros(count + 1, dtype=bool)
+        keep[[index + 1 for index in parts if _near(boxes[index], boxes[main], reach)]] = True
+        masks = [keep[labels]]
+    else:
+        masks = [_full_mask(piece, ink.shape) for piece in pieces]
+    regions = [_region(mask, smooth) for mask in masks]
+    if max(max(r.bbox[2] - r.bbox[0], r.bbox[3] - r.bbox[1]) for r in regions) < 0.025 * max(ink.shape):
+        raise NoDigitFoundError("Only specks were found, too small to be a digit. Draw the digit larger.")
+    main_region = max(regions, key=lambda region: float(smooth[region.mask].sum()))
+    if main_region.stroke_level < max(MIN_INK, MIN_STROKE_TO_NOISE * noise):  # grain that merely crosses the threshold
+        raise NoDigitFoundError("The image looks like noise or texture: no digit stands out from the background.")
+    return regions
+
+
+def _near(box: tuple[int, int, int, int], other: tuple[int, int, int, int], reach: float) -> bool:
+    return box[0] < other[2] + reach and box[2] > other[0] - reach and box[1] < other[3] + reach and box[3] > other[1] - reach
+
+
+def _full_mask(piece: "_Piece", shape: tuple[int, int]) -> np.ndarray:
+    mask = np.zeros(shape, dtype=bool)
+    top, left, bottom, right = piece.box
+    mask[top:bottom, left:right] = piece.mask
+    return mask
+
+
+def _region(mask: np.ndarray, smooth: np.ndarray) -> DigitRegion:
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     bbox = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
-    if max(bbox[2] - bbox[0], bbox[3] - bbox[1]) < 0.025 * max(ink.shape):
-        raise NoDigitFoundError("Only specks were found, too small to be a digit. Draw the digit larger.")
-    stroke_level = float(np.percentile(smooth[mask], 90))
-    if stroke_level < max(MIN_INK, MIN_STROKE_TO_NOISE * noise):  # grain that merely crosses the threshold
-        raise NoDigitFoundError("The image looks like noise or texture: no digit stands out from the background.")
-    return DigitRegion(mask, bbox, stroke_level)
+    return DigitRegion(mask, bbox, float(np.percentile(smooth[mask], 90)))
+
+
+MAX_DIGITS = 12  # a longer number, or a line of text, is more than this reader is for
+STACKED = 0.5  # pieces sharing this share of the narrower one's columns are parts of one digit (a 5's bar, a 4 in two strokes)
+STACK_GAP = 0.35  # ... when the gap between them is under this share of the line's digit height
+MIN_DIGIT_HEIGHT = 0.5  # a piece shorter than this share of the digit height joins its nearest digit, or is a speck
+JOIN_REACH = 0.3  # ... when it is within this share of the digit height; further away it is dropped
+TOUCHING = 0.04  # pieces this close (share of the digit height) are one digit broken by a pencil gap
+ONE_DIGIT_WIDTH = 1.3  # parts of one digit together are at most this many digit heights wide (MNIST: 99 % of digits)
+SPLIT_WIDTH = 1.0  # a piece wider than this many digit heights may be touching digits ...
+THIN_JOIN = 1.6  # ... and is cut where a column holds at most this many stroke widths of ink,
+MAX_JOIN = 0.15  # ... in a stretch of such columns at most this share of the digit height wide (a 4's bar is longer),
+TWO_WIDE = 1.3  # ... unless the piece is this many digit heights wide (MNIST: 1 % of digits are)
+MIN_SIDE = 0.12  # ... leaving on each side at least this share of the digit height in width ...
+MIN_SIDE_HEIGHT = 0.75  # ... and this share in height; the join is not in the top or bottom JOIN_BAND of the piece
+JOIN_BAND = 0.2  # (where a 0, 4 or 6 left open at the top or bottom has its single stroke)
+ONE_LINE = 0.3  # neighbouring digits on one line share at least this share of the shorter one's rows
+
+
+@dataclass
+class _Piece:
+    mask: np.ndarray  # bool, in the piece's box
+    box: tuple[int, int, int, int]  # top, left, bottom, right in the ink map
+
+    @property
+    def height(self) -> int:
+        return self.box[2] - self.box[0]
+
+    @property
+    def width(self) -> int:
+        return self.box[3] - self.box[1]
+
+    def joined(self, other: "_Piece") -> "_Piece":
+        box = (min(self.box[0], other.box[0]), min(self.box[1], other.box[1]), max(self.box[2], other.box[2]), max(self.box[3], other.box[3]))
+        mask = np.zeros((box[2] - box[0], box[3] - box[1]), dtype=bool)
+        for piece in (self, other):
+            top, left = piece.box[0] - box[0], piece.box[1] - box[1]
+            mask[top : top + piece.height, left : left + piece.width] |= piece.mask
+        return _Piece(mask, box)
+
+
+def _digit_pieces(labels: np.ndarray, parts: list[int], boxes: list, tall: list[int]) -> list[_Piece]:
+    """The strokes in `parts` (component indices) grouped into digits, left to right.
+
+    `tall` are the strokes that set the digit height (those with ink comparable to the main one).
+    """
+    height = float(max(boxes[index][2] - boxes[index][0] for index in tall))
+    pieces = []
+    for index in parts:
+        top, left, bottom, right = boxes[index]
+        pieces.append(_Piece(labels[top:bottom, left:right] == index + 1, boxes[index]))
+    pieces = _merge(pieces, lambda a, b: _stacked(a, b, height))
+    tallest = max(piece.height for piece in pieces)
+    height = float(np.median([piece.height for piece in pieces if piece.height >= MIN_DIGIT_HEIGHT * tallest]))
+    pieces = _merge(pieces, lambda a, b: _one_width(a, b, height) and _gap(a, b) <= TOUCHING * height)
+    pieces = _join_small(pieces, height)
+    pieces = [part for piece in pieces for part in _split_touching(piece, height)]
+    pieces.sort(key=lambda piece: (piece.box[1] + piece.box[3]) / 2)
+    if any(_rows_shared(a, b) < ONE_LINE * min(a.height, b.height) for a, b in zip(pieces, pieces[1:])):
+        raise TooMuchWritingError("The picture holds several lines of writing. Crop it to one line of digits.")
+    if len(pieces) > MAX_DIGITS:
+        raise TooMuchWritingError(f"The picture holds more than {MAX_DIGITS} digits. Crop it to a shorter number.")
+    return pieces
+
+
+def _rows_shared(a: _Piece, b: _Piece) -> int:
+    return min(a.box[2], b.box[2]) - max(a.box[0], b.box[0])
+
+
+def _merge(pieces: list[_Piece], belong) -> list[_Piece]:
+    """Join pieces pairwise while `belong(a, b)` holds for some pair."""
+    pieces = list(pieces)
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(pieces)):
+            for j in range(i + 1, len(pieces)):
+                if belong(pieces[i], pieces[j]):
+                    pieces[i] = pieces[i].joined(pieces.pop(j))
+                    merged = True
+                    break
+            if merged:
+                break
+    return pieces
+
+
+def _stacked(a: _Piece, b: _Piece, height: float) -> bool:
+    shared = min(a.box[3], b.box[3]) - max(a.box[1], b.box[1])
+    vertical_gap = max(a.box[0], b.box[0]) - min(a.box[2], b.box[2])
+    return shared >= STACKED * min(a.width, b.width) and vertical_gap < STACK_GAP * height and _one_width(a, b, height)
+
+
+def _one_width(a: _Piece, b: _Piece, height: float) -> bool:
+    """Whether the two pieces together are no wider than one digit."""
+    width = max(a.box[3], b.box[3]) - min(a.box[1], b.box[1])
+    return width <= ONE_DIGIT_WIDTH * max(height, max(a.box[2], b.box[2]) - min(a.box[0], b.box[0]))
+
+
+def _gap(a: _Piece, b: _Piece) -> float:
+    """Distance between the two pieces' nearest pixels (boxes first: most pairs are far apart)."""
+    dy = max(a.box[0], b.box[0]) - min(a.box[2], b.box[2])
+    dx = max(a.box[1], b.box[1]) - min(a.box[3], b.box[3])
+    if max(dx, dy) > 4:
+        return float(np.hypot(max(dx, 0), max(dy, 0)))
+    both = a.joined(b)
+    only_a = np.zeros_like(both.mask)
+    top, left = a.box[0] - both.box[0], a.box[1] - both.box[1]
+    only_a[top : top + a.height, left : left + a.width] = a.mask
+    distance = ndimage.distance_transform_edt(~only_a)
+    only_b = both.mask & ~only_a
+    return float(distance[only_b].min()) - 1 if only_b.any() else 0.0
+
+
+def _join_small(pieces: list[_Piece], height: float) -> list[_Piece]:
+    """Short pieces (a serif, a detached bar, a broken-off end) join the nearest digit; lone ones are specks."""
+    digits = [piece for piece in pieces if piece.height >= MIN_DIGIT_HEIGHT * height]
+    if not digits:
+        return [max(pieces, key=lambda piece: piece.mask.sum())]
+    for piece in pieces:
+        if piece.height >= MIN_DIGIT_HEIGHT * height:
+            continue
+        gaps = [_box_gap(piece, digit) for digit in digits]
+        nearest = int(np.argmin(gaps))
+        if gaps[nearest] <= JOIN_REACH * height:
+            digits[nearest] = digits[nearest].joined(piece)
+    return digits
+
+
+def _box_gap(a: _Piece, b: _Piece) -> float:
+    dy = max(a.box[0], b.box[0]) - min(a.box[2], b.box[2])
+    dx = max(a.box[1], b.box[1]) - min(a.box[3], b.box[3])
+    return float(np.hypot(max(dx, 0), max(dy, 0)))
+
+
+def _split_touching(piece: _Piece, height: float) -> list[_Piece]:
+    """Cut a piece as wide as two digits where a short stretch of columns crosses only a thin join.
+
+    A digit seldom has such a place: a 4's bar is thin but long, a 0 or 8 has
+    two strokes in every inner column, and a 7's bar leaves one side too short.
+    """
+    if piece.width <= SPLIT_WIDTH * height:
+        return [piece]
+    columns = piece.mask.sum(axis=0).astype(float)
+    stroke = 2 * piece.mask.sum() / max(1, _perimeter(piece.mask))
+    runs = np.count_nonzero(piece.mask[1:] & ~piece.mask[:-1], axis=0) + piece.mask[0]
+    thin = (runs == 1) & (columns <= THIN_JOIN * stroke)  # one stroke crossing, and a thin one
+    margin = max(1, round(MIN_SIDE * height))
+    best = None
+    for cut in range(margin, piece.width - margin):
+        if not thin[cut] and columns[cut] > 0:
+            continue
+        if columns[cut] > 0 and not _mid_height(piece.mask[:, cut]):  # a loop open at the top or bottom, not a join
+            continue
+        start, end = cut, cut
+        while start > 0 and thin[start - 1]:
+            start -= 1
+        while end < piece.width - 1 and thin[end + 1]:
+            end += 1
+        long_join = columns[cut] > 0 and end - start + 1 > MAX_JOIN * height  # an empty column is always a fair cut
+        if long_join and piece.width <= TWO_WIDE * height:
+            continue
+        if min(_rows_spanned(piece.mask[:, :cut]), _rows_spanned(piece.mask[:, cut:])) < MIN_SIDE_HEIGHT * height:
+            continue
+        cost = (columns[cut], abs(cut - (start + end) / 2))
+        if best is None or cost < best[0]:
+            best = (cost, cut)
+    if best is None:
+        return [piece]
+    cut = best[1]
+    top, left = piece.box[0], piece.box[1]
+    halves = []
+    for mask, offset in ((piece.mask[:, :cut], 0), (piece.mask[:, cut:], cut)):
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        part = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        box = (top + int(rows[0]), left + offset + int(cols[0]), top + int(rows[-1]) + 1, left + offset + int(cols[-1]) + 1)
+        halves.extend(_split_touching(_Piece(part, box), height))
+    return halves
+
+
+def _mid_height(column: np.ndarray) -> bool:
+    rows = np.flatnonzero(column)
+    centre = (rows[0] + rows[-1]) / 2 / len(column)
+    return JOIN_BAND < centre < 1 - JOIN_BAND
+
+
+def _rows_spanned(mask: np.ndarray) -> int:
+    rows = np.flatnonzero(mask.any(1))
+    return int(rows[-1] - rows[0] + 1) if rows.size else 0
+
+
+def _perimeter(mask: np.ndarray) -> int:
+    """Pixels of the mask with a 4-neighbour outside it."""
+    padded = np.pad(mask, 1)
+    inner = padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    return int(np.count_nonzero(mask & ~inner))
 
 
 def _dilate_mask(mask: np.ndarray, steps: int) -> np.ndarray:
