@@ -43,6 +43,7 @@ def main() -> None:
     page = st.navigation(PAGES)
     model_sidebar()
     page.run()
+    common.prepare_reading()
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gc
+import importlib
 import io
 import re
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +53,28 @@ def _load_model(stamp: tuple) -> ModelState:
     # Keras fallback) that took 0.3-0.7 s and held up the next rerun. Frozen objects are left out of those collections.
     gc.freeze()
     return ModelState(classifier)
+
+
+# What reading a picture imports on first use (SciPy's ndimage, OpenCV: 0.3-0.8 s on two cores), kept off
+# the first page load; see prepare_reading.
+READING_MODULES = ("digit_classifier.scene", "digit_classifier.digit")
+
+
+@st.cache_resource(show_spinner=False)
+def prepare_reading() -> threading.Thread:
+    """Once per server, after the first page is out: import what reading a picture needs in the background,
+    so neither the first page nor the first drawing waits for it. Then freeze what is loaded by now (the
+    canvas brings pandas): Streamlit collects garbage after every script run, and with these modules
+    unfrozen that collection took 40-100 ms on two cores."""
+
+    def run() -> None:
+        for name in READING_MODULES:
+            importlib.import_module(name)
+        gc.freeze()
+
+    thread = threading.Thread(target=run, name="prepare-reading", daemon=True)
+    thread.start()
+    return thread
 
 
 def model_state() -> ModelState:

@@ -22,14 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-import cv2
 import numpy as np
 
 from . import worker
 from .decode import ImageSource, open_reduced, working_arrays
-from .digit import frame_digit
 from .errors import ImageTooLargeError, NoDigitFoundError, PreprocessError, UnreadableImageError
-from .scene import find_scene, locate_digits
+
+# The scene and digit stages (and OpenCV) are imported where a picture is read, not here: SciPy's
+# ndimage and OpenCV took 0.3-0.8 s to import on two cores, and the app, feedback and training import
+# this module for PREPROCESSING_VERSION and the error types long before (or without) reading a picture.
 
 __all__ = [
     "PREPROCESSING_VERSION", "DigitSteps", "ImageSource", "ImageTooLargeError", "NoDigitFoundError", "PreprocessError",
@@ -100,6 +101,8 @@ class StepPictures:
 
 def step_pictures(steps: Steps, side: int = 240) -> StepPictures:
     """`steps` as pictures at most `side` pixels long: the app keeps these, not the working-size arrays."""
+    import cv2
+
     height, width = steps.ink.shape
     size = (max(1, round(width * side / max(height, width))), max(1, round(height * side / max(height, width))))
 
@@ -120,6 +123,9 @@ def preprocess(source: ImageSource) -> np.ndarray:
 
 
 def preprocess_steps(source: ImageSource) -> Steps:
+    from .digit import frame_digit
+    from .scene import find_scene, locate_digits
+
     image, original_size = open_reduced(source)
     arrays = working_arrays(image, original_size)
     scene = find_scene(arrays)

@@ -8,6 +8,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -306,3 +308,27 @@ def test_without_a_model_the_app_explains_and_review_still_works(feedback_root, 
     app.switch_page(REVIEW_PAGE).run()
     assert not app.exception
     assert any(text.startswith("No corrections yet") for text in texts(app.info))
+
+
+# What the first page load waits for ----------------------------------------------------------
+
+
+def modules_loaded_by(code: str) -> list[str]:
+    """Run `code` in a fresh interpreter; the SciPy/OpenCV/scene modules it had imported at the end."""
+    code += "\nprint(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'cv2') or m == 'digit_classifier.scene')))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=config.REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_the_first_page_imports_no_picture_reading_and_it_is_prepared_in_the_background():
+    # what app.py and the classify page import (the canvas component itself only imports inside a server)
+    first_page = "import json, sys\nimport app_pages.common, app_pages.prediction_view, digit_classifier.feedback, digit_classifier.preprocess"
+    assert modules_loaded_by(first_page) == []
+    prepared = modules_loaded_by(
+        first_page + "\nimport gc\nfrom app_pages import common\ncommon.prepare_reading().join(timeout=120)\n"
+        "assert gc.get_freeze_count() > 0"
+    )
+    assert "digit_classifier.scene" in prepared and "scipy.ndimage" in prepared and "cv2" in prepared
