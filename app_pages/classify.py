@@ -9,7 +9,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from app_pages import common, prediction_view
 from app_pages.prediction_view import ScreenInput
-from digit_classifier.predict import Prediction
+from digit_classifier.predict import Reading
 
 CANVAS_SIZE = 280  # ten canvas pixels per MNIST pixel
 DEFAULT_STROKE_WIDTH = 20
@@ -156,7 +156,7 @@ def upload_result(file: UploadedFile) -> None:
             show_result(ScreenInput(f"upload-{file.file_id}", data, "upload", file.name), prediction)
 
 
-def show_result(screen_input: ScreenInput, prediction: Prediction) -> None:
+def show_result(screen_input: ScreenInput, prediction: Reading) -> None:
     """The version recorded with a correction is that of the model that made the prediction."""
     prediction_view.show_result(screen_input, prediction, common.classifier().version)
 

@@ -17,7 +17,7 @@ from app_pages import ui_support
 from digit_classifier import config, versions
 from digit_classifier.inference import Classifier, load_serving_classifier
 from digit_classifier.versions import ModelUnavailableError
-from digit_classifier.predict import Prediction, predict_image
+from digit_classifier.predict import Reading, read_image
 from digit_classifier.decode import open_reduced
 from digit_classifier.preprocess import PreprocessError
 
@@ -91,21 +91,21 @@ def missing_model_message() -> str:
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def predict(data: bytes, stamp: tuple[int, ...]) -> tuple[Prediction | None, str | None]:
-    """Image file bytes -> (prediction, None), or (None, a message for the person) when no digit can be read."""
+def predict(data: bytes, stamp: tuple[int, ...]) -> tuple[Reading | None, str | None]:
+    """Image file bytes -> (reading, None), or (None, a message for the person) when no digit can be read."""
     try:
-        return predict_image(_loaded(stamp), io.BytesIO(data)), None
+        return read_image(_loaded(stamp), io.BytesIO(data)), None
     except PreprocessError as error:
         return None, str(error)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def predict_upload(data: bytes, stamp: tuple[int, ...]) -> tuple[Prediction | None, str | None, Image.Image | None]:
-    """An uploaded file -> (prediction, message, thumbnail), decoding it once for both (a huge picture is
+def predict_upload(data: bytes, stamp: tuple[int, ...]) -> tuple[Reading | None, str | None, Image.Image | None]:
+    """An uploaded file -> (reading, message, thumbnail), decoding it once for both (a huge picture is
     decoded in a worker process, which takes seconds)."""
     try:
         reduced, _ = open_reduced(io.BytesIO(data))
-        prediction = predict_image(_loaded(stamp), reduced, with_steps=True)
+        prediction = read_image(_loaded(stamp), reduced, with_steps=True)
     except PreprocessError as error:
         return None, str(error), None
     return prediction, None, ui_support.thumbnail(reduced)

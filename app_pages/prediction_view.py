@@ -12,8 +12,8 @@ import streamlit as st
 
 from app_pages import ui_support
 from digit_classifier import config, feedback
-from digit_classifier.predict import LOW_CONFIDENCE, Prediction
-from digit_classifier.preprocess import PREPROCESSING_VERSION, PreprocessError
+from digit_classifier.predict import LOW_CONFIDENCE, Prediction, Reading
+from digit_classifier.preprocess import PREPROCESSING_VERSION, PreprocessError, StepPictures
 
 DIGITS = list(config.DIGITS)
 
@@ -28,11 +28,30 @@ class ScreenInput:
     filename: str | None = None
 
 
-def show_result(screen_input: ScreenInput, prediction: Prediction, model_version: str) -> None:
+def show_result(screen_input: ScreenInput, reading: Reading, model_version: str) -> None:
     """The answer, then the feedback controls (they stay put while the chart below renders), then the details."""
+    if len(reading.digits) > 1:
+        number_summary(reading)
+        if reading.steps is not None:
+            reading_steps(reading.steps, reading.digits[0].image)
+        return
+    prediction = reading.digits[0]
     prediction_summary(prediction)
     feedback_controls(screen_input, prediction, model_version)
     prediction_details(prediction)
+    if reading.steps is not None:
+        reading_steps(reading.steps, prediction.image)
+
+
+def number_summary(reading: Reading) -> None:
+    """A number: the whole of it, then one card per digit with what the model saw and how sure it is."""
+    st.subheader(f"Prediction: {reading.text}", anchor=False)
+    cards = st.container(horizontal=True, gap="small")
+    for digit in reading.digits:
+        unsure = "" if digit.is_confident else " · unsure"
+        cards.image(ui_support.enlarge(digit.image, 3), caption=f"{digit.label} · {digit.confidence:.0%}{unsure}", width=84)
+    if not reading.is_confident:
+        st.warning(f"The model is unsure of the digits marked unsure (confidence below {LOW_CONFIDENCE:.0%}).")
 
 
 def prediction_summary(prediction: Prediction) -> None:
@@ -50,16 +69,13 @@ def prediction_details(prediction: Prediction) -> None:
     row.image(ui_support.enlarge(prediction.image, 5), caption=f"What the model saw ({config.IMAGE_SIZE}×{config.IMAGE_SIZE})", width=140)
     with row:
         probability_chart(prediction)
-    if prediction.steps is not None:
-        reading_steps(prediction)
 
 
-def reading_steps(prediction: Prediction) -> None:
+def reading_steps(steps: StepPictures, image) -> None:
     """The scene's steps for an uploaded picture: where the paper is, the printed lines removed, the ink."""
-    steps = prediction.steps
     with st.expander("How the picture was read"):
         st.image(
-            [steps.picture, steps.surface, steps.lines_removed, steps.ink, ui_support.enlarge(prediction.image, 5)],
+            [steps.picture, steps.surface, steps.lines_removed, steps.ink, ui_support.enlarge(image, 5)],
             caption=["Picture", "Surface found", "Printed lines removed", "Ink", "28×28"],
             width=150,
         )

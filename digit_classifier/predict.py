@@ -1,6 +1,7 @@
-"""From images to predictions: one image for the app, many files for the CLI.
+"""From images to readings: one image for the app, many files for the CLI.
 
-Both go through `preprocess()` and `Classifier.probabilities()` (inference.py: LiteRT when
+A reading is every digit in a picture, left to right (one for a single digit).
+Both go through `preprocess_steps()` and `Classifier.probabilities()` (inference.py: LiteRT when
 serving, a compiled Keras call when evaluating); nothing here uses `model.predict()`, which is
 built for large batches and is several times slower for a single image. No TensorFlow here.
 """
@@ -14,18 +15,20 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .inference import Classifier
-from .preprocess import ImageSource, StepPictures, preprocess_files, preprocess_steps, step_pictures
+from .preprocess import ImageSource, PreparedFile, StepPictures, preprocess_files, preprocess_steps, step_pictures
 
 LOW_CONFIDENCE = 0.70  # below this the app says the model is unsure
 
 
 @dataclass
 class Prediction:
+    """What the model says about one digit."""
+
     label: int
     confidence: float
     probabilities: np.ndarray  # (10,) float
     image: np.ndarray  # the 28x28 input the model saw
-    steps: StepPictures | None = None  # how the picture was read, when asked for
+    box: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 in the original picture's pixels
 
     @property
     def is_confident(self) -> bool:
@@ -39,23 +42,46 @@ class Prediction:
         }
 
 
-def _prediction(probabilities: np.ndarray, image: np.ndarray) -> Prediction:
+@dataclass
+class Reading:
+    """Every digit read in one picture, left to right."""
+
+    digits: list[Prediction]
+    steps: StepPictures | None = None  # how the picture was read, when asked for
+
+    @property
+    def text(self) -> str:
+        return "".join(str(digit.label) for digit in self.digits)
+
+    @property
+    def is_confident(self) -> bool:
+        return all(digit.is_confident for digit in self.digits)
+
+    def as_dict(self) -> dict:
+        """The CLI's JSON: "text" and "digits"; with exactly one digit, also its "label", "confidence" and
+        "probabilities" at the top level, as before numbers were read."""
+        digits = [{**digit.as_dict(), "box": list(digit.box) if digit.box else None} for digit in self.digits]
+        single = self.digits[0].as_dict() if len(self.digits) == 1 else {}
+        return {**single, "text": self.text, "digits": digits}
+
+
+def _prediction(probabilities: np.ndarray, image: np.ndarray, box: tuple[int, int, int, int] | None = None) -> Prediction:
     label = int(np.argmax(probabilities))
-    return Prediction(label, float(probabilities[label]), probabilities, image)
+    return Prediction(label, float(probabilities[label]), probabilities, image, box)
 
 
-def predict_image(classifier: Classifier, source: ImageSource, with_steps: bool = False) -> Prediction:
-    """One image -> Prediction (with small pictures of the scene's steps when `with_steps`).
-    Raises a PreprocessError subclass for an unusable image."""
+def read_image(classifier: Classifier, source: ImageSource, with_steps: bool = False) -> Reading:
+    """One image -> Reading: every digit, left to right, through the model in one batched call (with small
+    pictures of the scene's steps when `with_steps`). Raises a PreprocessError subclass for an unusable image."""
     steps = preprocess_steps(source)
-    prediction = _prediction(classifier.probabilities(steps.image[None])[0], steps.image)
-    if with_steps:
-        prediction.steps = step_pictures(steps)
-    return prediction
+    images = steps.images
+    probabilities = classifier.probabilities(images)
+    digits = [_prediction(probs, image, steps.box_in_picture(index)) for index, (probs, image) in enumerate(zip(probabilities, images))]
+    return Reading(digits, step_pictures(steps) if with_steps else None)
 
 
 def predict_files(classifier: Classifier, paths: Iterable[str | Path], batch_size: int = 256, workers: int = 1) -> Iterator[dict]:
-    """Yield one result dict per path, in order: {"path", "label", "confidence", "probabilities"} or {"path", "error"}.
+    """Yield one result dict per path, in order: {"path", "text", "digits", ...} (see `Reading.as_dict`) or {"path", "error"}.
 
     `workers` > 1 preprocesses in that many processes once there are
     `preprocess.PARALLEL_FROM` files or more.
@@ -63,23 +89,30 @@ def predict_files(classifier: Classifier, paths: Iterable[str | Path], batch_siz
     return predict_prepared(classifier, preprocess_files(paths, workers), batch_size)
 
 
-def predict_prepared(classifier: Classifier, prepared: Iterable[tuple[str, np.ndarray | None, str | None]], batch_size: int = 256) -> Iterator[dict]:
-    """Like `predict_files`, for the output of `preprocess_files` (which may have started before the model was loaded)."""
-    pending: list[tuple[str, np.ndarray]] = []
+def predict_prepared(classifier: Classifier, prepared: Iterable[PreparedFile], batch_size: int = 256) -> Iterator[dict]:
+    """Like `predict_files`, for the output of `preprocess_files` (which may have started before the model was loaded).
+
+    The digits of many files go through the model together, about `batch_size` at a time.
+    """
+    pending: list[PreparedFile] = []
 
     def flush() -> Iterator[dict]:
-        probabilities = classifier.probabilities(np.stack([image for _, image in pending]))
-        for (path, image), probs in zip(pending, probabilities):
-            yield {"path": path, **_prediction(probs, image).as_dict()}
+        probabilities = classifier.probabilities(np.concatenate([item.images for item in pending]))
+        start = 0
+        for item in pending:
+            probs = probabilities[start : start + len(item.images)]
+            start += len(item.images)
+            digits = [_prediction(p, image, box) for p, image, box in zip(probs, item.images, item.boxes)]
+            yield {"path": item.path, **Reading(digits).as_dict()}
         pending.clear()
 
-    for path, image, error in prepared:
-        if error is not None:
+    for item in prepared:
+        if item.error is not None:
             yield from flush() if pending else ()
-            yield {"path": path, "error": error}
+            yield {"path": item.path, "error": item.error}
             continue
-        pending.append((path, image))
-        if len(pending) >= batch_size:
+        pending.append(item)
+        if sum(len(entry.images) for entry in pending) >= batch_size:
             yield from flush()
     if pending:
         yield from flush()

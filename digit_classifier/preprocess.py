@@ -33,7 +33,7 @@ from .errors import ImageTooLargeError, NoDigitFoundError, PreprocessError, Unre
 # this module for PREPROCESSING_VERSION and the error types long before (or without) reading a picture.
 
 __all__ = [
-    "PREPROCESSING_VERSION", "DigitSteps", "ImageSource", "ImageTooLargeError", "NoDigitFoundError", "PreprocessError",
+    "PREPROCESSING_VERSION", "DigitSteps", "ImageSource", "PreparedFile", "ImageTooLargeError", "NoDigitFoundError", "PreprocessError",
     "StepPictures", "Steps", "UnreadableImageError", "step_pictures", "preprocess", "preprocess_file", "preprocess_files", "preprocess_steps",
 ]
 
@@ -141,12 +141,23 @@ def preprocess_steps(source: ImageSource) -> Steps:
     )
 
 
-def preprocess_file(path: str | os.PathLike) -> tuple[str, np.ndarray | None, str | None]:
-    """(path, image, None) or (path, None, message): for batches, where one bad file must not stop the rest."""
+@dataclass(frozen=True)
+class PreparedFile:
+    """One file of a batch: its digits' 28x28 inputs and boxes, or the message saying why it has none."""
+
+    path: str
+    images: np.ndarray | None  # (digits, 28, 28), left to right
+    boxes: tuple[tuple[int, int, int, int], ...] = ()  # x0, y0, x1, y1 of each digit in the original picture
+    error: str | None = None
+
+
+def preprocess_file(path: str | os.PathLike) -> PreparedFile:
+    """For batches, where one bad file must not stop the rest: a bad file gives its message, not an exception."""
     try:
-        return str(path), preprocess(Path(path)), None
+        steps = preprocess_steps(Path(path))
     except PreprocessError as error:
-        return str(path), None, str(error)
+        return PreparedFile(str(path), None, (), str(error))
+    return PreparedFile(str(path), steps.images, tuple(steps.box_in_picture(i) for i in range(len(steps.digits))))
 
 
 PARALLEL_FROM = 200  # files; below this, starting worker processes costs more than it saves
@@ -165,7 +176,7 @@ def preprocess_files(paths: Iterable[str | os.PathLike], workers: int = 1) -> "P
     return PreprocessedFiles([str(path) for path in paths], workers)
 
 
-class PreprocessedFiles(Iterator[tuple[str, np.ndarray | None, str | None]]):
+class PreprocessedFiles(Iterator[PreparedFile]):
     """The results of `preprocess_files`, in order; closing it (or reaching the end) stops the workers.
 
     File i goes to worker i % workers and results are read back in the same
@@ -182,7 +193,7 @@ class PreprocessedFiles(Iterator[tuple[str, np.ndarray | None, str | None]]):
         self._pool = [worker.Worker(preprocess_file, paths[k :: self.workers]) for k in range(self.workers)]
         self._results = None
 
-    def __next__(self) -> tuple[str, np.ndarray | None, str | None]:
+    def __next__(self) -> PreparedFile:
         if self._results is not None:
             return next(self._results)
         if self._next == self._count:

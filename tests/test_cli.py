@@ -45,7 +45,15 @@ def test_predict_prints_one_json_object_per_image(images):
     assert [line["path"] for line in lines] == [str(p) for p in images["good"]]
     assert [line["label"] for line in lines] == images["labels"]
     for line in lines:
-        assert set(line) == {"path", "label", "confidence", "probabilities"}
+        assert set(line) == {"path", "label", "confidence", "probabilities", "text", "digits"}
+        assert line["text"] == str(line["label"]) and len(line["digits"]) == 1
+        digit = line["digits"][0]
+        assert {key: digit[key] for key in ("label", "confidence", "probabilities")} == {
+            key: line[key] for key in ("label", "confidence", "probabilities")}
+        dark = np.asarray(Image.open(line["path"])) < 128  # the digit's ink, in the file's own pixels
+        rows, cols = np.flatnonzero(dark.any(1)), np.flatnonzero(dark.any(0))
+        x0, y0, x1, y1 = digit["box"]
+        assert abs(x0 - cols[0]) <= 3 and abs(y0 - rows[0]) <= 3 and abs(x1 - cols[-1] - 1) <= 3 and abs(y1 - rows[-1] - 1) <= 3
         assert len(line["probabilities"]) == 10 and abs(sum(line["probabilities"]) - 1) < 1e-3
         assert line["confidence"] == max(line["probabilities"])
 

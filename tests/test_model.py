@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw
 
 from digit_classifier import config, data, realinputs
 from digit_classifier.evaluate import accuracy_on, evaluate
-from digit_classifier.predict import predict_image
+from digit_classifier.predict import read_image
 from digit_classifier.preprocess import NoDigitFoundError
 
 # The required floors for the realistic sets (rendered from MNIST *test* digits) and for
@@ -87,8 +87,8 @@ FOUR = [[(170, 240), (170, 40), (60, 170), (220, 170)]]
 @pytest.mark.parametrize("strokes, digit", [(ONE, 1), (SEVEN, 7), (ZERO, 0), (FOUR, 4)])
 @pytest.mark.parametrize("place", [dict(), dict(offset=(0, 0), scale=0.4, width=10), dict(offset=(120, 140), scale=0.45), dict(width=32)])
 def test_clear_drawings_anywhere_at_any_size_are_right(classifier, strokes, digit, place):
-    prediction = predict_image(classifier, _drawn(strokes, **place))
-    assert prediction.label == digit, prediction.probabilities.round(3)
+    reading = read_image(classifier, _drawn(strokes, **place))
+    assert reading.text == str(digit), [d.probabilities.round(3) for d in reading.digits]
 
 
 @pytest.mark.parametrize("shift", [(0, 1), (2, 0), (-1, -2)])
@@ -111,4 +111,4 @@ def test_single_image_call_matches_batch(classifier, mnist_test):
 
 def test_blank_canvas_gets_no_prediction(classifier):
     with pytest.raises(NoDigitFoundError):
-        predict_image(classifier, np.zeros((280, 280, 4), np.uint8))
+        read_image(classifier, np.zeros((280, 280, 4), np.uint8))

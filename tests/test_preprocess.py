@@ -399,12 +399,13 @@ def test_worker_processes_give_the_same_results_in_the_same_order(batch_of_files
     with preprocess_files(batch_of_files, workers=2) as parallel_results:
         assert parallel_results.workers == 2
         parallel = list(parallel_results)
-    assert [path for path, _, _ in parallel] == [str(path) for path in batch_of_files]
-    assert [error for _, _, error in parallel] == [error for _, _, error in serial]
-    failed = [i for i, (_, _, error) in enumerate(parallel) if error]
+    assert [item.path for item in parallel] == [str(path) for path in batch_of_files]
+    assert [item.error for item in parallel] == [item.error for item in serial]
+    failed = [i for i, item in enumerate(parallel) if item.error]
     assert failed == [7, PARALLEL_FROM // 2, PARALLEL_FROM + 3]
-    for (_, a, _), (_, b, _) in zip(serial, parallel):
-        assert (a is None and b is None) or np.array_equal(a, b)
+    for a, b in zip(serial, parallel):
+        assert a.boxes == b.boxes
+        assert (a.images is None and b.images is None) or np.array_equal(a.images, b.images)
 
 
 def test_a_small_batch_stays_in_this_process(batch_of_files):
@@ -437,7 +438,7 @@ def test_workers_never_rerun_the_callers_script(tmp_path, batch_of_files):
         "except NoDigitFoundError:\n"
         "    print('blank big image refused')\n"
         f"results = list(preprocess_files({[str(p) for p in batch_of_files]!r}, workers=2))\n"
-        "print('files', len(results), sum(error is None for _, _, error in results))\n"
+        "print('files', len(results), sum(item.error is None for item in results))\n"
     )
     finished = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert finished.returncode == 0, finished.stderr
