@@ -572,7 +572,9 @@ def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: n
             "The picture holds a lot of writing: no single number stands out. Crop it to the digits you want read."
         )
     parts = [index for index in range(count) if masses[index] > 0 and masses[index] >= KEEP_COMPONENT * masses[main]]
-    pieces = _digit_pieces(labels, parts, boxes, [index for index in parts if masses[index] >= COMPARABLE * masses[main]])
+    kept = np.zeros(count + 1, dtype=bool)
+    kept[[index + 1 for index in parts]] = True
+    pieces, owned = _core_pieces(kept[labels], smooth, float(np.percentile(smooth[labels == main + 1], 90)))
     if len(pieces) == 1:
         # One digit: it and every stroke near it (a detached bar, a serif, a pencil gap), as MNIST's writers drew it.
         top, left, bottom, right = boxes[main]
@@ -581,7 +583,7 @@ def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: n
         keep[[index + 1 for index in parts if _near(boxes[index], boxes[main], reach)]] = True
         masks = [keep[labels]]
     else:
-        masks = [_full_mask(piece, ink.shape) for piece in pieces]
+        masks = owned
     regions = [_region(mask, smooth) for mask in masks]
     if max(max(r.bbox[2] - r.bbox[0], r.bbox[3] - r.bbox[1]) for r in regions) < 0.025 * max(ink.shape):
         raise NoDigitFoundError("Only specks were found, too small to be a digit. Draw the digit larger.")
@@ -595,11 +597,36 @@ def _near(box: tuple[int, int, int, int], other: tuple[int, int, int, int], reac
     return box[0] < other[2] + reach and box[2] > other[0] - reach and box[1] < other[3] + reach and box[3] > other[1] - reach
 
 
-def _full_mask(piece: "_Piece", shape: tuple[int, int]) -> np.ndarray:
-    mask = np.zeros(shape, dtype=bool)
-    top, left, bottom, right = piece.box
-    mask[top:bottom, left:right] = piece.mask
-    return mask
+def _core_pieces(strokes: np.ndarray, smooth: np.ndarray, level: float) -> tuple[list["_Piece"], list[np.ndarray]]:
+    """The digits in the stroke mask, found on the strokes' cores, then every stroke pixel given to the nearest.
+
+    The stroke mask is generous (faint edges of blurry digits count), so two
+    digits written close together often share a blurred edge; their cores,
+    above half the stroke level, do not.
+    """
+    rows, cols = np.flatnonzero(strokes.any(1)), np.flatnonzero(strokes.any(0))
+    window = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    core = strokes[window] & (smooth[window] > CORE * level)
+    labels, count = ndimage.label(core, structure=np.ones((3, 3)))
+    masses = np.bincount(labels.ravel(), weights=smooth[window].ravel(), minlength=count + 1)[1:]
+    boxes = [_box_of(box) for box in ndimage.find_objects(labels)]
+    parts = [index for index in range(count) if masses[index] >= KEEP_COMPONENT * masses.max()]
+    pieces = _digit_pieces(labels, parts, boxes, [index for index in parts if masses[index] >= COMPARABLE * masses.max()])
+    if len(pieces) == 1:
+        return pieces, []
+    owner = np.zeros(core.shape, dtype=np.int32)
+    for number, piece in enumerate(pieces, start=1):
+        top, left, bottom, right = piece.box
+        owner[top:bottom, left:right][piece.mask] = number
+    distance, (near_rows, near_cols) = ndimage.distance_transform_edt(owner == 0, return_indices=True)
+    nearest = owner[near_rows, near_cols]
+    halo = HALO * float(np.median([piece.height for piece in pieces]))
+    masks = []
+    for number in range(1, len(pieces) + 1):
+        mask = np.zeros(strokes.shape, dtype=bool)
+        mask[window] = strokes[window] & (nearest == number) & (distance <= halo)
+        masks.append(mask)
+    return pieces, masks
 
 
 def _region(mask: np.ndarray, smooth: np.ndarray) -> DigitRegion:
@@ -608,6 +635,8 @@ def _region(mask: np.ndarray, smooth: np.ndarray) -> DigitRegion:
     return DigitRegion(mask, bbox, float(np.percentile(smooth[mask], 90)))
 
 
+CORE = 0.5  # digits are told apart on their cores: stroke pixels above this share of the main stroke's level
+HALO = 0.1  # ... and each digit then takes the stroke pixels this close to its core (share of the digit height)
 MAX_DIGITS = 12  # a longer number, or a line of text, is more than this reader is for
 STACKED = 0.5  # pieces sharing this share of the narrower one's columns are parts of one digit (a 5's bar, a 4 in two strokes)
 STACK_GAP = 0.35  # ... when the gap between them is under this share of the line's digit height
@@ -619,9 +648,11 @@ SPLIT_WIDTH = 1.0  # a piece wider than this many digit heights may be touching 
 THIN_JOIN = 1.6  # ... and is cut where a column holds at most this many stroke widths of ink,
 MAX_JOIN = 0.15  # ... in a stretch of such columns at most this share of the digit height wide (a 4's bar is longer),
 TWO_WIDE = 1.3  # ... unless the piece is this many digit heights wide (MNIST: 1 % of digits are)
+SURELY_TWO = 1.45  # beside other digits, a piece this many digit heights wide is two however they touch (MNIST: 0.7 % of digits are)
 MIN_SIDE = 0.12  # ... leaving on each side at least this share of the digit height in width ...
 MIN_SIDE_HEIGHT = 0.75  # ... and this share in height; the join is not in the top or bottom JOIN_BAND of the piece
 JOIN_BAND = 0.2  # (where a 0, 4 or 6 left open at the top or bottom has its single stroke)
+FULL_HEIGHT = 0.75  # digits on two lines are both at least this share of the digit height
 ONE_LINE = 0.3  # neighbouring digits on one line share at least this share of the shorter one's rows
 
 
@@ -662,10 +693,17 @@ def _digit_pieces(labels: np.ndarray, parts: list[int], boxes: list, tall: list[
     height = float(np.median([piece.height for piece in pieces if piece.height >= MIN_DIGIT_HEIGHT * tallest]))
     pieces = _merge(pieces, lambda a, b: _one_width(a, b, height) and _gap(a, b) <= TOUCHING * height)
     pieces = _join_small(pieces, height)
-    pieces = [part for piece in pieces for part in _split_touching(piece, height)]
+    pieces = [part for piece in pieces for part in _split_touching(piece, height, len(pieces) > 1)]
     pieces.sort(key=lambda piece: (piece.box[1] + piece.box[3]) / 2)
-    if any(_rows_shared(a, b) < ONE_LINE * min(a.height, b.height) for a, b in zip(pieces, pieces[1:])):
-        raise TooMuchWritingError("The picture holds several lines of writing. Crop it to one line of digits.")
+    index = 0
+    while index < len(pieces) - 1:
+        a, b = pieces[index], pieces[index + 1]
+        if _rows_shared(a, b) >= ONE_LINE * min(a.height, b.height):
+            index += 1
+        elif min(a.height, b.height) >= FULL_HEIGHT * height:
+            raise TooMuchWritingError("The picture holds several lines of writing. Crop it to one line of digits.")
+        else:  # a part above or below its neighbour (a 5's bar drawn off to the side) is part of it
+            pieces[index : index + 2] = [a.joined(b)]
     if len(pieces) > MAX_DIGITS:
         raise TooMuchWritingError(f"The picture holds more than {MAX_DIGITS} digits. Crop it to a shorter number.")
     return pieces
@@ -740,7 +778,7 @@ def _box_gap(a: _Piece, b: _Piece) -> float:
     return float(np.hypot(max(dx, 0), max(dy, 0)))
 
 
-def _split_touching(piece: _Piece, height: float) -> list[_Piece]:
+def _split_touching(piece: _Piece, height: float, among_others: bool) -> list[_Piece]:
     """Cut a piece as wide as two digits where a short stretch of columns crosses only a thin join.
 
     A digit seldom has such a place: a 4's bar is thin but long, a 0 or 8 has
@@ -772,6 +810,10 @@ def _split_touching(piece: _Piece, height: float) -> list[_Piece]:
         cost = (columns[cut], abs(cut - (start + end) / 2))
         if best is None or cost < best[0]:
             best = (cost, cut)
+    if best is None and among_others and piece.width > SURELY_TWO * height:
+        # Two digits pressed together (thick strokes overlapping): cut where the ink is least, near the middle.
+        inner = np.arange(round(0.3 * piece.width), round(0.7 * piece.width))
+        best = (None, int(inner[np.argmin(columns[inner])]))
     if best is None:
         return [piece]
     cut = best[1]
@@ -781,7 +823,7 @@ def _split_touching(piece: _Piece, height: float) -> list[_Piece]:
         rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
         part = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
         box = (top + int(rows[0]), left + offset + int(cols[0]), top + int(rows[-1]) + 1, left + offset + int(cols[-1]) + 1)
-        halves.extend(_split_touching(_Piece(part, box), height))
+        halves.extend(_split_touching(_Piece(part, box), height, among_others))
     return halves
 
 
