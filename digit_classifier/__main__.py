@@ -120,7 +120,12 @@ def run_evaluate(args) -> int:
     for digit, row in report["per_class"].items():
         print(f"{digit:>5}  {row['precision']:.4f}     {row['recall']:.4f}  {row['f1']:.4f}  {row['support']}")
     for kind, result in report.get("real_inputs", {}).items():
-        print(f"{kind:>12}: {result['accuracy']:.2%} of {result['n']} ({result['refused']} refused)")
+        if kind == "numbers":
+            print(f"{kind:>12}: {result['exact']:.2%} of {result['n']} read exactly, {result['per_digit']:.2%} of digits "
+                  f"({result['wrong_count']} with the wrong count, {result['refused']} refused)")
+            continue
+        one = f", {result['one_digit']:.1%} read as one digit" if "one_digit" in result else ""
+        print(f"{kind:>12}: {result['accuracy']:.2%} of {result['n']} ({result['refused']} refused{one})")
     return 0
 
 

@@ -3,7 +3,7 @@
 `evaluate()` gives accuracy, per-class precision / recall / F1, the confusion
 matrix and the most confident mistakes; `plot_confusion_matrix()` draws it;
 `real_input_accuracy()` runs the realistic sets of `realinputs` through the
-one preprocessing path.
+one preprocessing path, and `numbers_accuracy()` reads pictures of numbers.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from PIL import Image
 from . import config, data, realinputs
 from .inference import Classifier
 from .decode import open_image
-from .preprocess import PreprocessError, preprocess
+from .predict import read_image
+from .preprocess import PreprocessError, preprocess, preprocess_steps
 
 DIGITS = list(range(config.NUM_CLASSES))
 
@@ -100,19 +101,60 @@ def preprocess_all(sources: Sequence, prepare: Callable = preprocess) -> tuple[n
 
 
 def accuracy_on(classifier: Classifier, sources: Sequence, labels: np.ndarray, prepare: Callable = preprocess) -> dict:
-    """Accuracy on raw inputs; an input the preprocessing refuses counts as an error."""
+    """Accuracy on raw inputs of one digit each; an input the preprocessing refuses counts as an error.
+
+    With the project's own preprocessing, "one_digit" is the share of inputs read as exactly one digit
+    (the rest were taken for a number; their main digit is what is scored).
+    """
+    counts: list[int] = []
+    if prepare is preprocess:
+        def prepare(source):
+            steps = preprocess_steps(source)
+            counts.append(len(steps.digits))
+            return steps.image
+
     images, usable = preprocess_all(sources, prepare)
     predicted = np.full(len(labels), -1)
     predicted[usable] = classifier.probabilities(images).argmax(1)
-    return {"accuracy": float(np.mean(predicted == np.asarray(labels))), "n": int(len(labels)), "refused": int((~usable).sum())}
+    result = {"accuracy": float(np.mean(predicted == np.asarray(labels))), "n": int(len(labels)), "refused": int((~usable).sum())}
+    if counts:
+        result["one_digit"] = float(np.mean(np.array(counts) == 1) * len(counts) / len(labels))
+    return result
+
+
+def numbers_accuracy(classifier: Classifier, sources: Sequence, texts: Sequence[str]) -> dict:
+    """Pictures of numbers: the share read exactly, and the share of digits read right in place.
+
+    A picture refused, or read with the wrong number of digits, has none of its digits right.
+    """
+    exact = right = wrong_count = refused = 0
+    for source, text in zip(sources, texts):
+        try:
+            read = read_image(classifier, source).text
+        except PreprocessError:
+            refused += 1
+            continue
+        exact += read == text
+        if len(read) == len(text):
+            right += sum(a == b for a, b in zip(read, text))
+        else:
+            wrong_count += 1
+    total = sum(len(text) for text in texts)
+    return {"exact": exact / len(texts), "per_digit": right / total, "n": len(texts), "wrong_count": wrong_count, "refused": refused}
+
+
+NUMBERS_SIZE = 400
 
 
 def real_input_accuracy(
     classifier: Classifier, n: int = realinputs.DEFAULT_SIZE, kinds: Sequence[str] = realinputs.KINDS, prepare: Callable = preprocess
 ) -> dict:
-    """Accuracy on each realistic set (from MNIST test digits) and on optdigits (other writers)."""
+    """Accuracy on each realistic set (from MNIST test digits) and on optdigits (other writers); with the
+    project's preprocessing, also the numbers set (exact-match and per-digit)."""
     results = {kind: accuracy_on(classifier, *realinputs.make_set(kind, n), prepare=prepare) for kind in kinds}
     results["optdigits"] = accuracy_on(classifier, *realinputs.optdigits_set(), prepare=prepare)
+    if prepare is preprocess:
+        results["numbers"] = numbers_accuracy(classifier, *realinputs.numbers_set(min(n, NUMBERS_SIZE)))
     return results
 
 

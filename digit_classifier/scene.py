@@ -574,7 +574,14 @@ def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: n
     parts = [index for index in range(count) if masses[index] > 0 and masses[index] >= KEEP_COMPONENT * masses[main]]
     kept = np.zeros(count + 1, dtype=bool)
     kept[[index + 1 for index in parts]] = True
-    pieces, owned = _core_pieces(kept[labels], smooth, float(np.percentile(smooth[labels == main + 1], 90)))
+    tall = [index for index in parts if masses[index] >= COMPARABLE * masses[main]]
+    pieces = _digit_pieces(labels, parts, boxes, tall)
+    owned = [_full_mask(piece, ink.shape) for piece in pieces]
+    if any(piece.width > SPLIT_WIDTH * piece.height for piece in pieces):  # digits merged by their blurred edges?
+        on_cores, owned_on_cores = _core_pieces(kept[labels], smooth, float(np.percentile(smooth[labels == main + 1], 90)))
+        heights = [piece.height for piece in on_cores]
+        if len(on_cores) > len(pieces) and min(heights) >= FULL_HEIGHT * float(np.median(heights)):
+            pieces, owned = on_cores, owned_on_cores
     if len(pieces) == 1:
         # One digit: it and every stroke near it (a detached bar, a serif, a pencil gap), as MNIST's writers drew it.
         top, left, bottom, right = boxes[main]
@@ -595,6 +602,13 @@ def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: n
 
 def _near(box: tuple[int, int, int, int], other: tuple[int, int, int, int], reach: float) -> bool:
     return box[0] < other[2] + reach and box[2] > other[0] - reach and box[1] < other[3] + reach and box[3] > other[1] - reach
+
+
+def _full_mask(piece: "_Piece", shape: tuple[int, int]) -> np.ndarray:
+    mask = np.zeros(shape, dtype=bool)
+    top, left, bottom, right = piece.box
+    mask[top:bottom, left:right] = piece.mask
+    return mask
 
 
 def _core_pieces(strokes: np.ndarray, smooth: np.ndarray, level: float) -> tuple[list["_Piece"], list[np.ndarray]]:

@@ -1,0 +1,144 @@
+"""Reading numbers: every digit of a picture, left to right, with the real model.
+
+Numbers are built from MNIST *test* digits with `realinputs.render_number` and explicit layouts, so each
+test names the case it is about: a plain gap, digits that touch, a slanted or wavy line, specks, a digit in
+parts that must stay one, and what is refused (several lines, more than twelve digits).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from digit_classifier import config, realinputs
+from digit_classifier.errors import TooMuchWritingError
+from digit_classifier.predict import read_image
+
+
+def clear_digits(mnist_test, classifier, labels: str) -> list[np.ndarray]:
+    """The first MNIST test digit of each label that the model reads right with confidence, so a test's
+    failure is about finding the digits, not about reading one."""
+    chosen = []
+    for label in labels:
+        candidates = np.flatnonzero(mnist_test.labels == int(label))[:40]
+        probabilities = classifier.probabilities(mnist_test.images[candidates].astype(np.float32) / 255)
+        best = candidates[int(np.argmax(probabilities[:, int(label)]))]
+        chosen.append(mnist_test.images[best])
+    return chosen
+
+
+def layout(count: int, gap: float | None = 0.3, overlap: int = 0, rises=None, tilt: float = 0.0) -> realinputs.NumberLayout:
+    return realinputs.NumberLayout(
+        scales=(1.0,) * count, gaps=(gap,) * (count - 1), overlaps=(overlap,) * (count - 1),
+        rises=tuple(rises) if rises is not None else (0.0,) * count, tilt=tilt,
+    )
+
+
+@pytest.mark.parametrize("style", ["paper", "dark", "canvas"])
+@pytest.mark.parametrize("text", ["42", "2026", "719385"])
+def test_a_spaced_number_reads_whole_left_to_right(classifier, mnist_test, style, text):
+    rng = np.random.default_rng(3)
+    picture = realinputs.render_number(clear_digits(mnist_test, classifier, text), rng, style, layout(len(text)))
+    reading = read_image(classifier, picture)
+    assert reading.text == text
+    lefts = [digit.box[0] for digit in reading.digits]
+    assert lefts == sorted(lefts)
+    assert all(digit.image.shape == (28, 28) for digit in reading.digits)
+
+
+def test_boxes_are_in_the_pictures_own_pixels(classifier, mnist_test):
+    picture = realinputs.render_number(clear_digits(mnist_test, classifier, "305"), np.random.default_rng(4), "dark", layout(3, 0.6))
+    reading = read_image(classifier, picture)
+    height, width = picture.shape[:2]
+    for digit in reading.digits:
+        x0, y0, x1, y1 = digit.box
+        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+        inside = picture[y0:y1, x0:x1]
+        assert inside.max() > 200  # the digit's own white ink lies in its box
+    # The boxes do not overlap: the gaps are 60 % of the digit height.
+    assert all(a.box[2] <= b.box[0] for a, b in zip(reading.digits, reading.digits[1:]))
+
+
+def test_digits_that_touch_at_a_thin_join_are_cut_apart(classifier):
+    """A 4 whose bar runs into the 5 beside it: one stroke, two digits, cut where only the bar crosses."""
+    strokes = [[(80, 40), (50, 160), (150, 160)], [(120, 90), (120, 235)],
+               [(230, 50), (165, 50), (160, 125), (215, 125), (240, 180), (210, 235), (160, 225)]]
+    picture = _strokes(strokes, size=(320, 280))
+    reading = read_image(classifier, picture)
+    assert reading.text == "45"
+    assert reading.digits[0].box[2] <= reading.digits[1].box[0] + 2  # cut apart, not overlapping
+
+
+def test_a_slanted_wavy_line_still_reads_left_to_right(classifier, mnist_test):
+    text = "5813"
+    wavy = layout(4, 0.35, rises=(0.0, 0.12, -0.05, 0.15), tilt=6.0)
+    picture = realinputs.render_number(clear_digits(mnist_test, classifier, text), np.random.default_rng(6), "paper", wavy)
+    assert read_image(classifier, picture).text == text
+
+
+def test_specks_are_not_digits(classifier, mnist_test):
+    picture = realinputs.render_number(clear_digits(mnist_test, classifier, "72"), np.random.default_rng(7), "dark", layout(2, 0.5))
+    speckled = np.array(Image.open(io.BytesIO(picture)).convert("L") if isinstance(picture, bytes) else picture)
+    height, width = speckled.shape
+    for y, x in [(5, 5), (height - 6, width // 2), (height // 2, width - 6)]:
+        speckled[y : y + 2, x : x + 2] = 255
+    assert read_image(classifier, speckled).text == "72"
+
+
+def _strokes(strokes, size=(280, 280), width=18) -> np.ndarray:
+    picture = Image.new("L", size, 0)
+    draw = ImageDraw.Draw(picture)
+    for stroke in strokes:
+        draw.line(stroke, fill=255, width=width, joint="curve")
+    return np.asarray(picture)
+
+
+def test_a_digit_in_parts_stays_one_digit(classifier):
+    """A 5 whose bar is drawn apart, a 4 in two strokes, a 1 beside its own serif, an 8 with a gap."""
+    five = [[(190, 50), (95, 50)], [(90, 75), (85, 135), (150, 125), (185, 170), (165, 225), (95, 235)]]
+    four = [[(100, 40), (70, 170), (210, 170)], [(170, 90), (170, 250)]]
+    one = [[(140, 40), (140, 240)], [(100, 75), (126, 52)]]
+    eight = [[(140, 40), (95, 80), (140, 130), (185, 180), (140, 235), (95, 180), (140, 138)], [(146, 125), (185, 80), (148, 42)]]
+    for strokes, label in [(five, 5), (four, 4), (one, 1), (eight, 8)]:
+        reading = read_image(classifier, _strokes(strokes))
+        assert reading.text == str(label), [digit.box for digit in reading.digits]
+
+
+def test_several_lines_of_writing_get_their_own_message(classifier, mnist_test):
+    rng = np.random.default_rng(8)
+    line = realinputs.render_number(clear_digits(mnist_test, classifier, "123"), rng, "dark", layout(3, 0.4))
+    page = np.vstack([line, line])
+    with pytest.raises(TooMuchWritingError, match="several lines"):
+        read_image(classifier, page)
+
+
+def test_more_than_twelve_digits_get_their_own_message(classifier, mnist_test):
+    digits = clear_digits(mnist_test, classifier, "1234567890123")
+    picture = realinputs.render_number(digits, np.random.default_rng(9), "dark", layout(13, 0.4))
+    with pytest.raises(TooMuchWritingError, match="more than 12 digits"):
+        read_image(classifier, picture)
+    assert read_image(classifier, realinputs.render_number(digits[:12], np.random.default_rng(9), "dark", layout(12, 0.4))).text == "123456789012"
+
+
+def test_predict_gives_text_and_digits_and_no_top_level_label_for_a_number(classifier, mnist_test, tmp_path):
+    picture = realinputs.render_number(clear_digits(mnist_test, classifier, "407"), np.random.default_rng(10), "paper", layout(3))
+    path = tmp_path / "number.jpg"
+    path.write_bytes(picture)
+    finished = subprocess.run(
+        [sys.executable, "-m", "digit_classifier", "predict", str(path)], cwd=config.REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert finished.returncode == 0, finished.stderr
+    line = json.loads(finished.stdout)
+    assert line["text"] == "407" and "label" not in line and "confidence" not in line
+    width, height = Image.open(io.BytesIO(picture)).size
+    assert [digit["label"] for digit in line["digits"]] == [4, 0, 7]
+    for digit in line["digits"]:
+        x0, y0, x1, y1 = digit["box"]
+        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+        assert len(digit["probabilities"]) == 10 and digit["confidence"] == max(digit["probabilities"])
