@@ -8,12 +8,10 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from app_pages import common, prediction_view
+from app_pages.ui_support import CANVAS_HEIGHT, CANVAS_WIDTH
 from app_pages.prediction_view import ScreenInput
 from digit_classifier.predict import Reading
 
-# Wide enough to write a number: a digit 280 px high is ten canvas pixels per MNIST pixel, as the square canvas
-# had; the scene stage frames a digit wherever it is and whatever the canvas' size.
-CANVAS_WIDTH, CANVAS_HEIGHT = 560, 280
 DEFAULT_STROKE_WIDTH = 20
 UPLOAD_TYPES = "PNG, JPEG, BMP, GIF, WebP or TIFF"
 

@@ -9,6 +9,10 @@ from PIL import Image, ImageDraw
 
 from digit_classifier.decode import ImageSource, open_reduced
 
+# The drawing canvas: wide enough to write a number; a digit 280 px high is ten canvas pixels per MNIST pixel, as the
+# square canvas had. The scene stage frames a digit wherever it is and whatever the canvas' size.
+CANVAS_WIDTH, CANVAS_HEIGHT = 560, 280
+
 
 def file_stamp(*paths: Path) -> tuple[int, ...]:
     """Modification times (ns) of `paths`, 0 for a missing file: a cache key that changes when a file is replaced."""

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from app_pages.ui_support import CANVAS_HEIGHT, CANVAS_WIDTH  # noqa: F401 (the tests' canvas geometry)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 APP = REPO_ROOT / "app.py"
 CHROMIUM = Path("/usr/bin/chromium")
