@@ -34,6 +34,8 @@ def show_result(screen_input: ScreenInput, reading: Reading, model_version: str)
     if len(reading.digits) > 1:
         number_summary(reading)
         feedback_controls(screen_input, reading, model_version)
+        with st.expander("Probabilities of each digit"):
+            number_probabilities(reading)
         if reading.steps is not None:
             reading_steps(reading.steps, reading.digits[0].image)
         return
@@ -81,6 +83,26 @@ def reading_steps(steps: StepPictures, image) -> None:
             caption=["Picture", "Surface found", "Printed lines removed", "Ink", "28×28"],
             width=150,
         )
+
+
+def number_probabilities(reading: Reading) -> None:
+    """All digits' ten probabilities in one chart (a row per digit of the number): one chart whatever the length."""
+    rows = [
+        {"place": f"{place + 1}: read {digit.label}", "digit": str(candidate), "probability": float(p)}
+        for place, digit in enumerate(reading.digits)
+        for candidate, p in zip(DIGITS, digit.probabilities, strict=True)
+    ]
+    spec = {
+        "data": {"values": rows},
+        "mark": {"type": "rect"},
+        "encoding": {
+            "x": {"field": "digit", "type": "nominal", "axis": {"labelAngle": 0, "title": "digit"}},
+            "y": {"field": "place", "type": "nominal", "sort": None, "axis": {"title": None}},
+            "color": {"field": "probability", "type": "quantitative", "scale": {"domain": [0, 1], "scheme": "reds"}, "legend": {"format": "%"}},
+            "tooltip": [{"field": "place"}, {"field": "digit"}, {"field": "probability", "type": "quantitative", "format": ".2%"}],
+        },
+    }
+    st.vega_lite_chart(spec=spec, width="stretch")
 
 
 def probability_chart(prediction: Prediction) -> None:

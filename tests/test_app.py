@@ -343,7 +343,9 @@ def test_an_uploaded_number_shows_the_whole_number_and_one_card_per_digit(app, n
     assert predictions(app) == [f"Prediction: {text}"]
     cards = [caption for image in app.image for caption in image.captions if re.fullmatch(r"\d · \d+%( · unsure)?", caption)]
     assert [card.split(" · ")[0] for card in cards] == list(text)
-    assert len(app.get("vega_lite_chart")) == 0  # the one-digit chart is not shown for a number
+    assert [expander.label for expander in app.expander][:1] == ["Probabilities of each digit"]
+    [chart] = app.get("vega_lite_chart")  # one chart for all the digits, a row each
+    assert json.loads(chart.proto.spec)["encoding"]["y"]["field"] == "place"
     assert {"Correct", "Wrong"} <= {button.label for button in app.button}
 
 
