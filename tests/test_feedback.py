@@ -755,14 +755,15 @@ def test_number_sidecar_fields_are_checked_each_on_its_own(feedback_root):
     assert (item.metadata["count"], item.metadata["typed"], item.metadata["true_label"]) == (3, "723", 7)
 
 
-def test_crops_of_a_rendered_number_read_back_as_their_digit_and_fine_tuning_takes_them(classifier, feedback_root, mnist_test):
+@pytest.mark.parametrize("style", ["paper", "canvas"])
+def test_crops_of_a_rendered_number_read_back_as_their_digit_and_fine_tuning_takes_them(classifier, feedback_root, mnist_test, style):
     from digit_classifier import feedback_set, realinputs
     from digit_classifier.predict import read_image
 
     rng = np.random.default_rng(7)
     for attempt in range(20):  # the first numbers the reader reads exactly: a crop of a misread digit proves nothing
         indices = rng.choice(len(mnist_test.labels), 3, replace=False)
-        picture = realinputs.render_number([mnist_test.images[i] for i in indices], rng, "paper")
+        picture = realinputs.render_number([mnist_test.images[i] for i in indices], rng, style)
         text = "".join(str(mnist_test.labels[i]) for i in indices)
         reading = read_image(classifier, picture)
         if reading.text == text:
