@@ -1,4 +1,4 @@
-"""Classify page: draw a digit or upload images, see what the model reads, correct it when it is wrong."""
+"""Classify page: draw a digit or a number, or upload images, see what the model reads, correct it when it is wrong."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from app_pages import common, prediction_view
+from app_pages.ui_support import CANVAS_HEIGHT, CANVAS_WIDTH
 from app_pages.prediction_view import ScreenInput
 from digit_classifier.predict import Reading
 
-CANVAS_SIZE = 280  # ten canvas pixels per MNIST pixel
 DEFAULT_STROKE_WIDTH = 20
 UPLOAD_TYPES = "PNG, JPEG, BMP, GIF, WebP or TIFF"
 
@@ -62,7 +62,7 @@ def draw_panel() -> None:
     state.setdefault("canvas_objects", [])
     state.setdefault("canvas_undo_steps", 0)
     row = st.container(horizontal=True, gap="large")
-    with row.container(width=CANVAS_SIZE):
+    with row.container(width=CANVAS_WIDTH):
         drawing = canvas()
         canvas_controls()
     with row.container():
@@ -79,8 +79,8 @@ def canvas() -> bytes | None:
         stroke_width=state.get("stroke_width", DEFAULT_STROKE_WIDTH),
         stroke_color="#FFFFFF",
         background_color="#000000",
-        height=CANVAS_SIZE,
-        width=CANVAS_SIZE,
+        height=CANVAS_HEIGHT,
+        width=CANVAS_WIDTH,
         drawing_mode="freedraw",
         initial_drawing=state.get("canvas_initial"),
         return_image_data=True,
@@ -92,7 +92,7 @@ def canvas() -> bytes | None:
 
 def drawing_result(drawing: bytes | None) -> None:
     if drawing is None:
-        st.info("Draw a digit from 0 to 9 on the black square: the prediction appears as soon as you lift the pen.")
+        st.info("Draw a digit from 0 to 9, or a number, on the black canvas: the prediction appears as soon as you lift the pen.")
         return
     prediction, error = common.predict(drawing, common.model_stamp())
     if error:
@@ -132,7 +132,7 @@ def _clear_canvas() -> None:
 @st.fragment
 def upload_panel() -> None:
     files = st.file_uploader(
-        f"Upload one or more images of a single digit ({UPLOAD_TYPES})",
+        f"Upload one or more images of a digit or a number ({UPLOAD_TYPES})",
         accept_multiple_files=True,
         key="uploads",
     )

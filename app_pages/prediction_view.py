@@ -1,4 +1,5 @@
-"""One prediction on screen: the answer, its confidence, all ten probabilities, what the model saw, and feedback.
+"""One reading on screen: the answer (a digit, or a number with a card per digit), confidence, probabilities, what the
+model saw, and feedback (for a number: the person types it; each digit read wrong is saved as its own crop).
 
 Feedback state lives in st.session_state under keys prefixed by the input's own key, and
 changes only in on_click callbacks, so every button works on the first click.
@@ -32,12 +33,15 @@ def show_result(screen_input: ScreenInput, reading: Reading, model_version: str)
     """The answer, then the feedback controls (they stay put while the chart below renders), then the details."""
     if len(reading.digits) > 1:
         number_summary(reading)
+        feedback_controls(screen_input, reading, model_version)
+        with st.expander("Probabilities of each digit"):
+            number_probabilities(reading)
         if reading.steps is not None:
             reading_steps(reading.steps, reading.digits[0].image)
         return
     prediction = reading.digits[0]
     prediction_summary(prediction)
-    feedback_controls(screen_input, prediction, model_version)
+    feedback_controls(screen_input, reading, model_version)
     prediction_details(prediction)
     if reading.steps is not None:
         reading_steps(reading.steps, prediction.image)
@@ -81,6 +85,26 @@ def reading_steps(steps: StepPictures, image) -> None:
         )
 
 
+def number_probabilities(reading: Reading) -> None:
+    """All digits' ten probabilities in one chart (a row per digit of the number): one chart whatever the length."""
+    rows = [
+        {"place": f"{place + 1}: read {digit.label}", "digit": str(candidate), "probability": float(p)}
+        for place, digit in enumerate(reading.digits)
+        for candidate, p in zip(DIGITS, digit.probabilities, strict=True)
+    ]
+    spec = {
+        "data": {"values": rows},
+        "mark": {"type": "rect"},
+        "encoding": {
+            "x": {"field": "digit", "type": "nominal", "axis": {"labelAngle": 0, "title": "digit"}},
+            "y": {"field": "place", "type": "nominal", "sort": None, "axis": {"title": None}},
+            "color": {"field": "probability", "type": "quantitative", "scale": {"domain": [0, 1], "scheme": "reds"}, "legend": {"format": "%"}},
+            "tooltip": [{"field": "place"}, {"field": "digit"}, {"field": "probability", "type": "quantitative", "format": ".2%"}],
+        },
+    }
+    st.vega_lite_chart(spec=spec, width="stretch")
+
+
 def probability_chart(prediction: Prediction) -> None:
     """A plain Vega-Lite spec: building it through Altair costs tens of milliseconds on every stroke."""
     probabilities = zip(DIGITS, prediction.probabilities, strict=True)
@@ -105,7 +129,7 @@ def probability_chart(prediction: Prediction) -> None:
     st.vega_lite_chart(spec=spec, width="stretch")
 
 
-def feedback_controls(screen_input: ScreenInput, prediction: Prediction, model_version: str) -> None:
+def feedback_controls(screen_input: ScreenInput, reading: Reading, model_version: str) -> None:
     key = screen_input.key
     verdict = st.session_state.get(f"{key}-verdict")
     buttons = st.container(horizontal=True, vertical_alignment="center")
@@ -120,8 +144,10 @@ def feedback_controls(screen_input: ScreenInput, prediction: Prediction, model_v
     )
     if verdict == "correct":
         st.success("Thanks! Only wrong predictions are stored, so there is nothing to save.")
+    elif verdict == "wrong" and len(reading.digits) == 1:
+        correction_form(screen_input, reading.digits[0], model_version)
     elif verdict == "wrong":
-        correction_form(screen_input, prediction, model_version)
+        number_correction_form(screen_input, reading, model_version)
     show_notice(key)
 
 
@@ -141,6 +167,49 @@ def correction_form(screen_input: ScreenInput, prediction: Prediction, model_ver
     )
     if st.session_state.get(f"{key}-saved") is not None:
         buttons.button("Undo save", key=f"{key}-undo", icon=":material/undo:", on_click=_undo, args=(key,))
+
+
+def number_correction_form(screen_input: ScreenInput, reading: Reading, model_version: str) -> None:
+    """A number: the person types it whole; only the digits read wrong are saved, each as its own crop."""
+    key = screen_input.key
+    typed = st.text_input(
+        "What is the number?", key=f"{key}-typed", placeholder=reading.text, max_chars=feedback.MAX_NUMBER_LENGTH,
+        help="Every digit, left to right, then Enter. Each digit read wrong is saved as its own picture.",
+    )
+    ready = False
+    if typed:
+        try:
+            number = feedback.parse_number(typed)
+        except feedback.NumberTextError as error:
+            st.warning(str(error))
+        else:
+            if number == reading.text:
+                st.info(f"The model also read {reading.text}. If that is right, press **Correct**; otherwise type the number you meant.")
+            elif len(number) != len(reading.digits):
+                st.warning(
+                    f"{found_versus_typed(len(reading.digits), len(number))} Saving keeps the picture and your number "
+                    "for the Review page; it is not used for fine-tuning."
+                )
+                ready = True
+            else:
+                st.caption(describe_changes(reading.text, number))
+                ready = True
+    buttons = st.container(horizontal=True)
+    buttons.button(
+        "Save correction", key=f"{key}-save", icon=":material/save:",
+        disabled=not ready, on_click=_save_number, args=(screen_input, reading, model_version),
+    )
+    if st.session_state.get(f"{key}-saved") is not None:
+        buttons.button("Undo save", key=f"{key}-undo", icon=":material/undo:", on_click=_undo, args=(key,))
+
+
+def found_versus_typed(found: int, typed: int) -> str:
+    return f"I found {found} digit{'s' if found != 1 else ''}, you typed {typed}."
+
+
+def describe_changes(read: str, typed: str) -> str:
+    changes = [f"digit {i + 1}: {r} → {t}" for i, (r, t) in enumerate(zip(read, typed)) if r != t]
+    return f"To save ({len(changes)} of {len(read)} digits): " + ", ".join(changes)
 
 
 def show_notice(key: str) -> None:
@@ -186,9 +255,41 @@ def _save(screen_input: ScreenInput, prediction: Prediction, model_version: str)
         _notice(key, "info", f"Already saved: this image is already in `wrong_predictions/{true_label}/`.")
 
 
+def _save_number(screen_input: ScreenInput, reading: Reading, model_version: str) -> None:
+    key = screen_input.key
+    try:
+        result = feedback.save_number_correction(
+            screen_input.data,
+            reading.digits,
+            st.session_state.get(f"{key}-typed"),
+            source=screen_input.source,
+            original_filename=screen_input.filename,
+            model_version=model_version,
+            preprocessing_version=PREPROCESSING_VERSION,
+        )
+    except (OSError, ValueError, PreprocessError) as error:
+        _notice(key, "error", f"Could not save the correction: {error}")
+        return
+    st.session_state[f"{key}-saved"] = result
+    if not result.matched:
+        _notice(
+            key, "warning",
+            f"{found_versus_typed(len(reading.digits), len(result.typed))} The picture and your number {result.typed} "
+            f"are kept in `wrong_predictions/{feedback.UNMATCHED_DIR}/` for the Review page; nothing was saved for fine-tuning.",
+        )
+    elif not result.created:
+        _notice(key, "info", "Already saved: these digits of this picture are already in `wrong_predictions/`.")
+    else:
+        saved = ", ".join(f"a {item.label} in `wrong_predictions/{item.id}`" for item in result.crops)
+        _notice(key, "success", f"Saved {len(result.crops)} digit{'s' if len(result.crops) != 1 else ''}: {saved}.")
+
+
 def _undo(key: str) -> None:
     result = st.session_state.get(f"{key}-saved")
     if result is None:
+        return
+    if isinstance(result, feedback.NumberSaveResult):
+        _undo_number(key, result)
         return
     try:
         removed = feedback.undo_save(result)
@@ -200,6 +301,18 @@ def _undo(key: str) -> None:
         _notice(key, "info", f"Undone: `wrong_predictions/{result.item.id}` was removed.")
     else:
         _notice(key, "info", f"Undone: your save is withdrawn; `wrong_predictions/{result.item.id}` stays, another save holds it.")
+
+
+def _undo_number(key: str, result: feedback.NumberSaveResult) -> None:
+    try:
+        removed = feedback.undo_number_save(result)
+    except OSError as error:
+        _notice(key, "error", f"Could not undo the save: {error}")
+        return
+    st.session_state[f"{key}-saved"] = None
+    kept = len(result.holds) - removed
+    also = f"; {kept} file{'s' if kept != 1 else ''} stay, another save holds them" if kept else ""
+    _notice(key, "info", f"Undone: {removed} file{'s' if removed != 1 else ''} removed{also}.")
 
 
 def _notice(key: str, kind: str, text: str) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import common
+from app_pages import common, ui_support
 from digit_classifier import config, feedback
-from digit_classifier.feedback import FeedbackItem
+from digit_classifier.feedback import FeedbackItem, UnmatchedItem
 
 COLUMNS = 5
 PAGE_SIZE = 30
@@ -17,7 +17,8 @@ def main() -> None:
     st.title("Review corrections")
     st.caption(
         f"Stored in `{config.feedback_dir()}`, one folder per true digit. "
-        "Images dropped into a digit's folder by hand are listed too."
+        "Images dropped into a digit's folder by hand are listed too. A digit corrected in a number is a crop of "
+        "its picture; the whole picture is shown on demand."
     )
     show_notice()
     listing = feedback.scan()
@@ -28,6 +29,7 @@ def main() -> None:
             + "; ".join(f"`{entry}`" for entry in listing.skipped)
         )
     label_counts(listing.counts(), len(items))
+    unmatched_section(feedback.scan_unmatched())
     if not items:
         st.info("No corrections yet. Mark a prediction as **Wrong** on the Classify page to collect one.")
         return
@@ -87,6 +89,8 @@ def item_card(item: FeedbackItem) -> None:
     else:
         st.image(image, width=120)
     st.caption(describe(item))
+    if "source_sha256" in item.metadata and st.toggle("Source picture", key=f"source-{item.id}"):
+        source_picture(item)
     st.selectbox(
         "True digit", config.DIGITS, index=item.label, key=f"relabel-{item.id}", on_change=_relabel, args=(item,),
     )
@@ -97,7 +101,56 @@ def describe(item: FeedbackItem) -> str:
     predicted = item.predicted_label
     guess = f"model said {predicted}" if predicted is not None else "added by hand"
     when = f"{item.saved_at:%Y-%m-%d %H:%M} UTC" if item.saved_at is not None else "time unknown"
-    return f"true {item.label} · {guess} · {when}"
+    return f"true {item.label} · {guess}{in_number(item.metadata)} · {when}"
+
+
+def in_number(metadata: dict) -> str:
+    """Where a crop sits in the number it was cut from, when its sidecar says so."""
+    if not {"position", "count", "reading"} <= set(metadata):
+        return ""
+    typed = f", meant {metadata['typed']}" if "typed" in metadata else ""
+    return f" · digit {metadata['position'] + 1} of {metadata['count']} in {metadata['reading']}{typed}"
+
+
+def source_picture(item: FeedbackItem) -> None:
+    """The whole picture the crop was cut from, its box drawn on it; loaded only when asked for."""
+    try:
+        data = feedback.read_source(item.metadata["source_sha256"])
+    except (OSError, ValueError):
+        st.caption("The source picture is no longer in the store.")
+        return
+    st.image(ui_support.with_box(data, item.metadata.get("box"), item.metadata.get("source_size")), width=240)
+
+
+def unmatched_section(unmatched: list[UnmatchedItem]) -> None:
+    """Pictures whose typed number had another length than what was read: kept for a person, not for training."""
+    if not unmatched:
+        return
+    with st.expander(f"{len(unmatched)} number{'s' if len(unmatched) != 1 else ''} not split into digits (not used for fine-tuning)"):
+        for item in unmatched:
+            with st.container(border=True, horizontal=True, vertical_alignment="center"):
+                try:
+                    image = common.thumbnail(feedback.read_unmatched(item))
+                except OSError:
+                    image = None
+                if image is not None:
+                    st.image(image, width=200)
+                metadata = item.metadata
+                when = f"{item.saved_at:%Y-%m-%d %H:%M} UTC" if item.saved_at is not None else "time unknown"
+                st.markdown(
+                    f"Typed **{metadata.get('typed', '?')}**, read **{metadata.get('reading', '?')}** · {when}",
+                    width="content",
+                )
+                st.button("Delete", key=f"delete-{item.id}", icon=":material/delete:", on_click=_delete_unmatched, args=(item,))
+
+
+def _delete_unmatched(item: UnmatchedItem) -> None:
+    try:
+        feedback.delete_unmatched(item)
+    except OSError as error:
+        _notice("error", f"Could not delete `{item.id}`: {error}")
+        return
+    _notice("success", f"Deleted `{item.id}`.")
 
 
 def _relabel(item: FeedbackItem) -> None:

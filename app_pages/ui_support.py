@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from digit_classifier.decode import ImageSource, open_reduced
+
+# The drawing canvas: wide enough to write a number; a digit 280 px high is ten canvas pixels per MNIST pixel, as the
+# square canvas had. The scene stage frames a digit wherever it is and whatever the canvas' size.
+CANVAS_WIDTH, CANVAS_HEIGHT = 560, 280
 
 
 def file_stamp(*paths: Path) -> tuple[int, ...]:
@@ -33,3 +37,13 @@ def thumbnail(source: ImageSource, max_side: int = 160) -> Image.Image:
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     small = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
     return small.convert("RGBA" if "A" in small.getbands() else "RGB")
+
+
+def with_box(data: bytes, box, source_size, max_side: int = 480) -> Image.Image:
+    """A picture, shrunk for display, with `box` (x0, y0, x1, y1 in a picture of `source_size`) outlined in red."""
+    picture = thumbnail(data, max_side).convert("RGB")
+    if box and source_size:
+        sx, sy = picture.width / source_size[0], picture.height / source_size[1]
+        outline = [box[0] * sx, box[1] * sy, box[2] * sx - 1, box[3] * sy - 1]
+        ImageDraw.Draw(picture).rectangle(outline, outline=(255, 75, 75), width=max(1, round(picture.width / 160)))
+    return picture

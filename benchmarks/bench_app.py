@@ -64,7 +64,7 @@ def clear():
 
 
 result = st_canvas(
-    stroke_width=20, stroke_color="#FFFFFF", background_color="#000000", height=280, width=280,
+    stroke_width=20, stroke_color="#FFFFFF", background_color="#000000", height=280, width=560,
     drawing_mode="freedraw", return_image_data=True, key=f"canvas-{st.session_state.generation}",
 )
 st.button("Clear", on_click=clear)

@@ -48,6 +48,28 @@ Metadata keys (JSON object, UTF-8)
 ``sha256``                 full hex SHA-256 of the PNG bytes
 ``undo_tokens``            one random token per save that holds the item (its creator's first);
                            Undo removes its own token, and the item only when none is left
+
+Numbers
+-------
+A correction of a picture of several digits is saved by `save_number_correction` as one unit::
+
+    <root>/<d>/<sha16>.png           a crop of one digit read wrong, cut from the picture with a margin,
+                                     so preprocessing reads it as that single digit (and fine-tuning uses it)
+    <root>/sources/<sha256>.png      the whole picture once (content-addressed, reduced like any item),
+                                     shown on the Review page beside the crops cut from it
+    <root>/unmatched/<sha16>.png     the picture when the typed number has another length than what was
+                                     read: kept with its sidecar for the Review page, never for training
+
+``sources/`` and ``unmatched/`` are not digit folders: `scan` and fine-tuning never read them. Each of
+these files holds undo tokens like any item, and Undo withdraws every file of one save. Extra sidecar keys:
+
+``source_sha256``          the full picture's SHA-256 (of ``sources/<sha256>.png``'s bytes)
+``source_size``            [width, height] of the picture the boxes refer to (as given, before any reduction)
+``box``                    [x0, y0, x1, y1] of the digit in that picture (x1, y1 exclusive)
+``position``, ``count``    the digit's 0-based place in the number and the number's length, as read
+``reading``                the whole number as the model read it, e.g. "4721"
+``typed``                  the whole number as the person typed it
+``boxes``                  (unmatched) every digit's box, left to right
 """
 
 from __future__ import annotations
@@ -66,10 +88,11 @@ import secrets
 import stat
 import unicodedata
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
@@ -85,6 +108,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 SOURCES = {"draw", "upload"}
 LABEL_NAMES = tuple(str(digit) for digit in config.DIGITS)
 MAX_FILENAME_LENGTH = 100
+MAX_NUMBER_LENGTH = 40  # digits a person may type for one picture; the reader itself stops at 12
+SOURCES_DIR, UNMATCHED_DIR = "sources", "unmatched"  # beside the digit folders; never read for training
 _UNSAFE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -217,7 +242,10 @@ def encode_png(image: Image.Image | np.ndarray | bytes) -> bytes:
     photo would otherwise make a 100 MB correction.
     Raises preprocess.UnreadableImageError when the bytes are not a decodable image.
     """
-    decoded, _ = open_reduced(image)
+    return _png(open_reduced(image)[0])
+
+
+def _png(decoded: Image.Image) -> bytes:
     if decoded.mode == "F":
         decoded = Image.fromarray(np.round(np.asarray(decoded) * 255).astype(np.uint8), mode="L")
     buffer = io.BytesIO()
@@ -260,8 +288,31 @@ def save_correction(
         "saved_at": utc_now(),
         "sha256": sha256,
     }
-    name, token = f"{sha256[:16]}.png", secrets.token_hex(8)
-    with _label_dir(_root(root), label, create=True) as folder:
+    hold = _store(_root(root), str(label), f"{sha256[:16]}.png", png, metadata)
+    with _label_dir(_root(root), label) as folder:
+        item = _item_at(folder, _root(root), label, hold.name)
+    return SaveResult(item, hold.created, hold.undo_token)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """One file a save wrote or joined: `<root>/<folder>/<name>`, and the save's undo token on it (None: holds nothing)."""
+
+    root: Path
+    folder: str
+    name: str
+    created: bool
+    undo_token: str | None
+
+    @property
+    def path(self) -> Path:
+        return self.root / self.folder / self.name
+
+
+def _store(root: Path, folder_name: str, name: str, png: bytes, metadata: dict) -> Hold:
+    """Create `<folder_name>/<name>` with its sidecar, or join the existing file with a new undo token."""
+    token = secrets.token_hex(8)
+    with _label_dir(root, folder_name, create=True) as folder:
         for _ in range(SAVE_ATTEMPTS):
             fd = _create_locked(folder, name, png)
             created = fd is not None
@@ -277,7 +328,7 @@ def save_correction(
                 raise
             finally:
                 os.close(fd)
-            return SaveResult(_item_at(folder, _root(root), label, name), created, token if held else None)
+            return Hold(Path(root), folder_name, name, created, token if held else None)
     raise StoreError(f"{name} kept changing while it was being saved; nothing was saved.")
 
 
@@ -300,27 +351,243 @@ def _record_save(folder: int, name: str, metadata: dict, token: str, created: bo
 def undo_save(result: SaveResult) -> bool:
     """Withdraw one save: remove its undo token, and the item only when no other save still holds it;
     -> whether the item was removed. A save that found the image dropped in by hand holds nothing."""
-    if result.undo_token is None:
-        return False
     item = result.item
-    with _label_dir(item.path.parent.parent, item.label) as folder:
-        fd = _open_locked(folder, item.path.name)
+    return _withdraw(Hold(item.path.parent.parent, str(item.label), item.path.name, result.created, result.undo_token))
+
+
+def _withdraw(hold: Hold) -> bool:
+    """Remove `hold`'s undo token from its file, and the file only when no other save still holds it."""
+    if hold.undo_token is None:
+        return False
+    with _label_dir(hold.root, hold.folder) as folder:
+        fd = _open_locked(folder, hold.name)
         if fd is None:
             return False
         try:
-            sidecar = _read_sidecar(folder, item.path.name)
+            sidecar = _read_sidecar(folder, hold.name)
             tokens = (sidecar or {}).get("undo_tokens")
-            if tokens is None or result.undo_token not in tokens:
+            if tokens is None or hold.undo_token not in tokens:
                 return False
-            remaining = [token for token in tokens if token != result.undo_token]
+            remaining = [token for token in tokens if token != hold.undo_token]
             if remaining:
-                _write_sidecar(folder, item.path.name, {**sidecar, "undo_tokens": remaining})
+                _write_sidecar(folder, hold.name, {**sidecar, "undo_tokens": remaining})
                 return False
-            _unlink_quietly(folder, item.path.name)
-            _unlink_quietly(folder, _sidecar_name(item.path.name))
+            _unlink_quietly(folder, hold.name)
+            _unlink_quietly(folder, _sidecar_name(hold.name))
             return True
         finally:
             os.close(fd)
+
+
+# Numbers: the digits read wrong as crops, the picture once, or the picture kept when the counts differ ---------
+
+# Of the digit's larger side (plus 2 px), around its box: the crop's main digit (the one with the most ink) must be
+# this one, not a neighbour. Crops of the 18 numbers of numbers_set(40) read exactly, every digit saved as if wrong:
+# 0.05 -> 63 of 63 read back as their digit, 0.15 -> 61, 0.25 -> 60 (more of a touching neighbour comes in).
+CROP_MARGIN = 0.05
+
+
+class NumberTextError(ValueError):
+    """What a person typed as the number is not a number."""
+
+
+class DigitRead(Protocol):
+    """One digit as the reader gave it (predict.Prediction has these)."""
+
+    label: int
+    confidence: float
+    probabilities: object
+    box: tuple[int, int, int, int] | None
+
+
+@dataclass(frozen=True)
+class NumberSaveResult:
+    """What one `save_number_correction` wrote or joined; `undo_number_save` withdraws all of it."""
+
+    reading: str  # as the model read it
+    typed: str  # as the person typed it
+    crops: tuple[FeedbackItem, ...]  # one per digit read wrong, left to right; empty when the lengths differ
+    source: Path | None  # sources/<sha256>.png, the picture the crops were cut from
+    unmatched: Path | None  # unmatched/<sha16>.png, when the lengths differ
+    holds: tuple[Hold, ...]
+
+    @property
+    def matched(self) -> bool:
+        return self.unmatched is None
+
+    @property
+    def created(self) -> bool:
+        return any(hold.created for hold in self.holds)
+
+
+def parse_number(text: str | None) -> str:
+    """A typed number -> its digits (spaces ignored); NumberTextError, saying why, for anything else."""
+    digits = "".join(str(text or "").split())
+    if not digits:
+        raise NumberTextError("Type the number it really is, digits only.")
+    if not (digits.isascii() and digits.isdigit()):
+        raise NumberTextError(f"Type digits only (0-9): {str(text)[:MAX_NUMBER_LENGTH]!r} is not a number.")
+    if len(digits) > MAX_NUMBER_LENGTH:
+        raise NumberTextError(f"That is {len(digits)} digits; at most {MAX_NUMBER_LENGTH} can be kept.")
+    return digits
+
+
+def crop_box(box, picture_size: tuple[int, int], source_size: tuple[int, int], margin: float = CROP_MARGIN) -> tuple[int, int, int, int]:
+    """A digit's `box` (x0, y0, x1, y1 in a picture of `source_size`) in a copy of `picture_size`, widened by
+    `margin` of its larger side on every side and kept inside the picture."""
+    sx, sy = picture_size[0] / source_size[0], picture_size[1] / source_size[1]
+    x0, y0, x1, y1 = box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy
+    pad = margin * max(x1 - x0, y1 - y0) + 2
+    return (max(0, math.floor(x0 - pad)), max(0, math.floor(y0 - pad)),
+            min(picture_size[0], math.ceil(x1 + pad)), min(picture_size[1], math.ceil(y1 + pad)))
+
+
+def save_number_correction(
+    image,
+    digits: Sequence[DigitRead],
+    typed: str,
+    *,
+    source: str,
+    original_filename: str | None = None,
+    model_version: str | None = None,
+    preprocessing_version: str | None = None,
+    root: Path | None = None,
+) -> NumberSaveResult:
+    """Store a person's correction of a number read from `image`, as one unit: all its files or none.
+
+    Same length as read: each digit read wrong becomes a crop of the picture (around its box) in the folder of
+    its true digit, with the picture itself once in sources/. Another length: the picture goes to unmatched/
+    with what was read and typed, for the Review page only. Raises NumberTextError (typed is not a number),
+    ValueError (nothing to correct, or digits without boxes), preprocess.UnreadableImageError; writes nothing then.
+    """
+    typed = parse_number(typed)
+    if not digits:
+        raise ValueError("No digit was read: there is nothing to correct.")
+    labels = [validate_label(digit.label) for digit in digits]
+    reading = "".join(map(str, labels))
+    if typed == reading:
+        raise ValueError(f"The model also read {reading}: nothing to correct, nothing saved.")
+    boxes = [digit.box for digit in digits]
+    if any(box is None or len(box) != 4 for box in boxes):
+        raise ValueError("Every digit needs its box in the picture to be saved as a crop.")
+    boxes = [[int(v) for v in box] for box in boxes]
+    picture, source_size = open_reduced(image)
+    base = {
+        "format_version": FORMAT_VERSION,
+        "source": _source(source),
+        "original_filename": sanitize_filename(original_filename),
+        "model_version": None if model_version is None else str(model_version),
+        "preprocessing_version": str(preprocessing_version or PREPROCESSING_VERSION),
+        "saved_at": utc_now(),
+        "source_size": list(source_size),
+        "reading": reading,
+        "typed": typed,
+    }
+    root = _root(root)
+    whole = _png(picture)
+    whole_sha = hashlib.sha256(whole).hexdigest()
+    if len(typed) != len(reading):
+        key = hashlib.sha256(whole + typed.encode()).hexdigest()  # the same picture typed two ways is two entries
+        hold = _store(root, UNMATCHED_DIR, f"{key[:16]}.png", whole, {**base, "sha256": whole_sha, "boxes": boxes})
+        return NumberSaveResult(reading, typed, (), None, hold.path, (hold,))
+    wrong = [i for i, (read, true) in enumerate(zip(reading, typed)) if read != true]
+    crops = []
+    for i in wrong:
+        x0, y0, x1, y1 = crop_box(boxes[i], picture.size, source_size)
+        png = _png(picture.crop((x0, y0, x1, y1)))
+        crops.append((i, png, hashlib.sha256(png).hexdigest()))
+    holds: list[Hold] = []
+    try:
+        holds.append(_store(root, SOURCES_DIR, f"{whole_sha}.png", whole, {**base, "sha256": whole_sha}))
+        for i, png, sha256 in crops:
+            digit = digits[i]
+            metadata = {
+                **base,
+                "true_label": int(typed[i]),
+                "predicted_label": labels[i],
+                "confidence": _probability(digit.confidence, "confidence"),
+                "probabilities": _probabilities(digit.probabilities),
+                "sha256": sha256,
+                "source_sha256": whole_sha,
+                "box": boxes[i],
+                "position": i,
+                "count": len(reading),
+            }
+            holds.append(_store(root, typed[i], f"{sha256[:16]}.png", png, metadata))
+    except BaseException:
+        for hold in reversed(holds):
+            with contextlib.suppress(OSError):
+                _withdraw(hold)
+        raise
+    items = []
+    for hold in holds[1:]:
+        with _label_dir(root, hold.folder) as folder:
+            items.append(_item_at(folder, root, int(hold.folder), hold.name))
+    return NumberSaveResult(reading, typed, tuple(items), holds[0].path, None, tuple(holds))
+
+
+def undo_number_save(result: NumberSaveResult) -> int:
+    """Withdraw everything one `save_number_correction` holds; -> how many files were removed (a file another
+    save also holds stays)."""
+    return sum(_withdraw(hold) for hold in reversed(result.holds))
+
+
+@dataclass(frozen=True)
+class UnmatchedItem:
+    """A picture kept because the typed number had another length than what was read (unmatched/)."""
+
+    path: Path
+    metadata: dict
+    mtime: float | None = field(default=None, compare=False)
+
+    @property
+    def name(self) -> str:
+        return display_name(self.path.name)
+
+    @property
+    def id(self) -> str:
+        return f"{UNMATCHED_DIR}/{self.name}"
+
+    @property
+    def saved_at(self) -> datetime | None:
+        return FeedbackItem(self.path, 0, self.metadata, self.mtime).saved_at
+
+
+def scan_unmatched(root: Path | None = None) -> list[UnmatchedItem]:
+    """The pictures in unmatched/, newest first (never followed through a link, like the digit folders)."""
+    root = _root(root)
+    try:
+        with _label_dir(root, UNMATCHED_DIR) as folder:
+            with os.scandir(folder) as entries:
+                names = {entry.name: entry.stat(follow_symlinks=False) for entry in entries if not entry.name.startswith(".")}
+            items = [
+                UnmatchedItem(root / UNMATCHED_DIR / name, _public(_read_sidecar(folder, name)), info.st_mtime)
+                for name, info in names.items()
+                if _suffix(name) == ".png" and stat.S_ISREG(info.st_mode)
+            ]
+    except (FileNotFoundError, StoreError):
+        return []
+    oldest = datetime.min.replace(tzinfo=timezone.utc)
+    return sorted(items, key=lambda item: (item.saved_at or oldest, item.id), reverse=True)
+
+
+def read_unmatched(item: UnmatchedItem) -> bytes:
+    with _label_dir(item.path.parent.parent, UNMATCHED_DIR) as folder:
+        return _read_at(folder, item.path.name, MAX_ITEM_BYTES)
+
+
+def delete_unmatched(item: UnmatchedItem) -> None:
+    with _label_dir(item.path.parent.parent, UNMATCHED_DIR) as folder:
+        _unlink_quietly(folder, item.path.name)
+        _unlink_quietly(folder, _sidecar_name(item.path.name))
+
+
+def read_source(sha256: str, root: Path | None = None) -> bytes:
+    """The picture a number's crops were cut from (sources/<sha256>.png); FileNotFoundError once it is gone."""
+    if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
+        raise ValueError(f"not a SHA-256: {sha256!r}")
+    with _label_dir(_root(root), SOURCES_DIR) as folder:
+        return _read_at(folder, f"{sha256}.png", MAX_ITEM_BYTES)
 
 
 def scan(root: Path | None = None) -> Listing:
@@ -458,8 +725,8 @@ def _root(root: Path | None) -> Path:
 
 
 @contextlib.contextmanager
-def _label_dir(root: Path, label: int, create: bool = False) -> Iterator[int]:
-    """An open descriptor of <root>/<label>; a label folder that is a link is refused."""
+def _label_dir(root: Path, label: int | str, create: bool = False) -> Iterator[int]:
+    """An open descriptor of <root>/<label> (a digit, `sources` or `unmatched`); a folder that is a link is refused."""
     if create:
         Path(root).mkdir(parents=True, exist_ok=True)
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
@@ -630,9 +897,43 @@ _FIELD_CHECKS = {
 }
 
 
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_NUMBER_LENGTH
+
+
+def _is_box(value) -> bool:
+    return (
+        isinstance(value, list) and len(value) == 4 and all(_is_count_of_pixels(v) for v in value)
+        and value[0] < value[2] and value[1] < value[3]
+    )
+
+
+def _is_count_of_pixels(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 1_000_000
+
+
+def _is_digit_text(value) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_NUMBER_LENGTH and value.isascii() and value.isdigit()
+
+
+_FIELD_CHECKS.update({
+    "source_sha256": _FIELD_CHECKS["sha256"],
+    "source_size": lambda value: isinstance(value, list) and len(value) == 2 and all(_is_count_of_pixels(v) and v > 0 for v in value),
+    "box": _is_box,
+    "position": _is_count,
+    "count": lambda value: _is_count(value) and value > 0,
+    "reading": _is_digit_text,
+    "typed": _is_digit_text,
+    "boxes": lambda value: isinstance(value, list) and 0 < len(value) <= MAX_NUMBER_LENGTH and all(map(_is_box, value)),
+})
+
+
 def _valid_fields(raw: dict) -> dict:
     """The known fields of a sidecar whose values are valid; anything else is left out (unknown)."""
-    return {key: raw[key] for key, check in _FIELD_CHECKS.items() if key in raw and _passes(check, raw[key])}
+    fields = {key: raw[key] for key, check in _FIELD_CHECKS.items() if key in raw and _passes(check, raw[key])}
+    if "position" in fields and fields["position"] >= fields.get("count", MAX_NUMBER_LENGTH):
+        del fields["position"]  # a place after the number's end says nothing true
+    return fields
 
 
 def _passes(check, value) -> bool:

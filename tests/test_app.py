@@ -332,3 +332,100 @@ def test_the_first_page_imports_no_picture_reading_and_it_is_prepared_in_the_bac
         "assert gc.get_freeze_count() > 0"
     )
     assert "digit_classifier.scene" in prepared and "scipy.ndimage" in prepared and "cv2" in prepared
+
+
+# Numbers ------------------------------------------------------------------------------------
+
+
+def test_an_uploaded_number_shows_the_whole_number_and_one_card_per_digit(app, number_photo):
+    picture, text = number_photo
+    upload(app, ("number.png", picture))
+    assert predictions(app) == [f"Prediction: {text}"]
+    cards = [caption for image in app.image for caption in image.captions if re.fullmatch(r"\d · \d+%( · unsure)?", caption)]
+    assert [card.split(" · ")[0] for card in cards] == list(text)
+    assert [expander.label for expander in app.expander][:1] == ["Probabilities of each digit"]
+    [chart] = app.get("vega_lite_chart")  # one chart for all the digits, a row each
+    assert json.loads(chart.proto.spec)["encoding"]["y"]["field"] == "place"
+    assert {"Correct", "Wrong"} <= {button.label for button in app.button}
+
+
+def test_a_single_digit_keeps_its_view(app):
+    upload(app, ("seven.png", digit_png(7)))
+    assert predictions(app) == ["Prediction: 7"]
+    assert len(app.get("vega_lite_chart")) == 1
+    click(app, "Wrong")
+    assert [control.label for control in app.segmented_control] == ["Which digit is it?"]
+    assert len(app.text_input) == 0
+
+
+def type_number(app: AppTest, typed: str) -> AppTest:
+    app.text_input[0].set_value(typed).run()
+    assert not app.exception, app.exception
+    return app
+
+
+def test_correcting_one_digit_of_a_number_saves_one_crop_and_undo_removes_everything(app, feedback_root, number_photo):
+    picture, text = number_photo
+    upload(app, ("my number.png", picture))
+    click(app, "Wrong")
+    assert [field.label for field in app.text_input] == ["What is the number?"]
+    typed = text[0] + "1" + text[2]  # the middle digit was meant to be a 1
+    type_number(app, typed)
+    assert any(caption == f"To save (1 of 3 digits): digit 2: {text[1]} → 1" for caption in texts(app.caption))
+    click(app, "Save correction")
+
+    files = stored(feedback_root)
+    crops = [file for file in files if file.startswith("1/") and file.endswith(".png")]
+    sources = [file for file in files if file.startswith("sources/") and file.endswith(".png")]
+    assert len(crops) == 1 and len(sources) == 1 and len(files) == 4
+    sidecar = json.loads((feedback_root / crops[0]).with_suffix(".json").read_text())
+    assert (sidecar["true_label"], sidecar["predicted_label"], sidecar["position"], sidecar["count"]) == (1, int(text[1]), 1, 3)
+    assert (sidecar["reading"], sidecar["typed"], sidecar["original_filename"]) == (text, typed, "my_number.png")
+    assert sidecar["source_sha256"] == Path(sources[0]).stem
+    assert any(message.startswith("Saved 1 digit: a 1 in `wrong_predictions/1/") for message in texts(app.success))
+
+    review = start_app()
+    review.switch_page(REVIEW_PAGE).run()
+    assert any(f"digit 2 of 3 in {text}, meant {typed}" in caption for caption in texts(review.caption))
+    images = len(review.image)
+    review.toggle[0].set_value(True).run()
+    assert not review.exception, review.exception
+    assert len(review.image) == images + 1  # the source picture, only once asked for
+
+    click(app, "Undo save")
+    assert stored(feedback_root) == []
+    assert any(message == "Undone: 2 files removed." for message in texts(app.info))
+
+
+def test_a_number_typed_with_another_length_is_said_and_kept_for_review(app, feedback_root, number_photo):
+    picture, text = number_photo
+    upload(app, ("number.png", picture))
+    click(app, "Wrong")
+    type_number(app, text + "9")
+    assert any(message.startswith("I found 3 digits, you typed 4.") for message in texts(app.warning))
+    click(app, "Save correction")
+
+    files = stored(feedback_root)
+    assert len(files) == 2 and all(file.startswith("unmatched/") for file in files)
+    sidecar = json.loads((feedback_root / files[0]).with_suffix(".json").read_text())
+    assert (sidecar["reading"], sidecar["typed"], len(sidecar["boxes"])) == (text, text + "9", 3)
+    assert any(message.startswith("I found 3 digits, you typed 4. The picture and your number") for message in texts(app.warning))
+
+    review = start_app()
+    review.switch_page(REVIEW_PAGE).run()
+    assert [expander.label for expander in review.expander] == ["1 number not split into digits (not used for fine-tuning)"]
+    assert any(text in markdown and text + "9" in markdown for markdown in texts(review.markdown))
+
+    click(app, "Undo save")
+    assert stored(feedback_root) == []
+
+
+@pytest.mark.parametrize(("typed", "shown"), [("47x", "Type digits only"), ("472", "The model also read 472")])
+def test_a_typed_number_that_is_no_correction_is_explained_and_not_saved(app, feedback_root, number_photo, typed, shown):
+    picture, text = number_photo
+    upload(app, ("number.png", picture))
+    click(app, "Wrong")
+    type_number(app, typed.replace("472", text))
+    assert any(message.startswith(shown.replace("472", text)) for message in texts(app.warning) + texts(app.info))
+    assert [button.disabled for button in app.button if button.label == "Save correction"] == [True]
+    assert stored(feedback_root) == []

@@ -18,6 +18,8 @@ from playwright.sync_api import expect, sync_playwright
 
 from tools.app_harness import (
     CANVAS,
+    CANVAS_HEIGHT,
+    CANVAS_WIDTH,
     CHROMIUM,
     REPO_ROOT,
     digit_png,
@@ -37,7 +39,7 @@ pytestmark = [
 
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 PREDICTION_TIMEOUT = 20_000  # ms; a stroke normally takes well under a second on two cores
-ANY_PREDICTION = re.compile(r"^Prediction: \d$")
+ANY_PREDICTION = re.compile(r"^Prediction: \d+$")
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +99,9 @@ DRAWINGS = [  # digit, box (left, top, width, height) in canvas pixels
     (1, (110, 30, 60, 220)),  # large, centred
     (7, (140, 3, 130, 170)),  # along the top edge, where the canvas toolbar used to swallow strokes
     (0, (8, 186, 62, 86)),  # small, in the bottom-left corner
-    (4, (170, 150, 100, 126)),  # bottom right
+    (4, (170, 150, 100, 126)),  # middle, low
+    (7, (440, 150, 110, 126)),  # bottom right of the wide canvas
+    (1, (536, 20, 20, 240)),  # along the right edge
 ]
 
 
@@ -124,14 +128,15 @@ def test_stroke_width_slider_sets_the_pen(page, key, width):
 
 
 EDGE = 4  # px from the canvas border where a stroke starts
+W, H = CANVAS_WIDTH, CANVAS_HEIGHT
 EDGE_STROKES = {  # short strokes from each edge inwards, none overlapping another
     "top-left": [(EDGE, EDGE), (EDGE + 4, 64)],
-    "top-centre": [(140, EDGE), (136, 64)],
-    "top-right": [(280 - EDGE, EDGE), (276 - EDGE, 64)],
-    "right-middle": [(280 - EDGE, 110), (276 - EDGE, 170)],
-    "bottom-right": [(280 - EDGE, 280 - EDGE), (276 - EDGE, 216)],
-    "bottom-centre": [(140, 280 - EDGE), (144, 216)],
-    "bottom-left": [(EDGE, 280 - EDGE), (EDGE + 4, 216)],
+    "top-centre": [(W / 2, EDGE), (W / 2 - 4, 64)],
+    "top-right": [(W - EDGE, EDGE), (W - 4 - EDGE, 64)],
+    "right-middle": [(W - EDGE, 110), (W - 4 - EDGE, 170)],
+    "bottom-right": [(W - EDGE, H - EDGE), (W - 4 - EDGE, H - 64)],
+    "bottom-centre": [(W / 2, H - EDGE), (W / 2 + 4, H - 64)],
+    "bottom-left": [(EDGE, H - EDGE), (EDGE + 4, H - 64)],
     "left-middle": [(EDGE, 110), (EDGE + 4, 170)],
 }
 
@@ -186,7 +191,7 @@ def test_marking_a_drawing_wrong_saves_it_under_the_true_label(page, server):
     assert (metadata["true_label"], metadata["predicted_label"], metadata["source"]) == (1, 7, "draw")
     assert metadata["original_filename"] is None
     with Image.open(images[0]) as saved:
-        assert (saved.mode, saved.size) == ("RGBA", (280, 280))  # the canvas drawing itself
+        assert (saved.mode, saved.size) == ("RGBA", (CANVAS_WIDTH, CANVAS_HEIGHT))  # the canvas drawing itself
 
     page.get_by_role("button", name="Undo save").click()
     expect(page.get_by_text("Undone")).to_be_visible(timeout=PREDICTION_TIMEOUT)
@@ -226,3 +231,81 @@ def test_review_page_lists_and_deletes_a_correction(page, server):
     card.get_by_role("button", name="Delete").click()
     expect(page.get_by_text(f"Deleted {saved.id}")).to_be_visible(timeout=PREDICTION_TIMEOUT)
     assert not saved.path.exists()
+
+
+# Numbers ----------------------------------------------------------------------------------------
+
+NUMBER_DRAWING = [  # 7, 1, 4 across the wide canvas, a writer's gap between them
+    (7, (30, 50, 130, 190)),
+    (1, (215, 50, 50, 190)),
+    (4, (320, 50, 150, 190)),
+]
+
+
+def test_a_drawn_three_digit_number_is_read_whole(page):
+    for digit, box in NUMBER_DRAWING:
+        draw_digit(page, digit, box)
+    expect_prediction(page, 714)
+    expect(page.get_by_text(re.compile(r"^\d · \d+%"))).to_have_count(3)  # one card per digit
+    screenshot(page, "draw-714.png")
+
+
+def files_in(store: Path) -> set[str]:
+    return {str(path.relative_to(store)) for path in store.rglob("*") if path.is_file()} if store.exists() else set()
+
+
+def upload_number(page, number_photo) -> str:
+    picture, text = number_photo
+    upload(page, "number.jpg", picture, "image/jpeg" if picture[:2] == b"\xff\xd8" else "image/png")
+    expect_prediction(page, text)
+    return text
+
+
+def type_number(page, typed: str) -> None:
+    page.get_by_role("button", name="Wrong").click()
+    field = page.get_by_role("textbox", name="What is the number?")
+    expect(field).to_be_visible(timeout=PREDICTION_TIMEOUT)
+    with server_run(page):
+        field.fill(typed)
+        field.press("Enter")
+
+
+def test_an_uploaded_photo_of_a_number_is_read_and_one_digit_corrected_then_undone(page, server, number_photo):
+    store: Path = server[1]
+    text = upload_number(page, number_photo)
+    screenshot(page, "upload-number.png")
+    before = files_in(store)
+    typed = text[0] + "1" + text[2]
+    type_number(page, typed)
+    expect(page.get_by_text(f"digit 2: {text[1]} → 1")).to_be_visible(timeout=PREDICTION_TIMEOUT)
+    page.get_by_role("button", name="Save correction").click()
+    expect(page.get_by_text("Saved 1 digit: a 1")).to_be_visible(timeout=PREDICTION_TIMEOUT)
+
+    added = files_in(store) - before
+    crops = [name for name in added if name.startswith("1/") and name.endswith(".png")]
+    assert len(crops) == 1, added
+    assert {name for name in added if not name.startswith("sources/")} == {crops[0], crops[0][:-4] + ".json"}
+    sidecar = json.loads((store / crops[0]).with_suffix(".json").read_text())
+    assert (sidecar["true_label"], sidecar["position"], sidecar["reading"], sidecar["typed"]) == (1, 1, text, typed)
+    assert (store / "sources" / f"{sidecar['source_sha256']}.png").is_file()
+
+    page.get_by_role("button", name="Undo save").click()
+    expect(page.get_by_text("Undone:")).to_be_visible(timeout=PREDICTION_TIMEOUT)
+    assert files_in(store) == before
+
+
+def test_a_number_typed_with_another_length_is_said_and_the_picture_kept(page, server, number_photo):
+    store: Path = server[1]
+    text = upload_number(page, number_photo)
+    before = files_in(store)
+    type_number(page, text + "5")
+    expect(page.get_by_text("I found 3 digits, you typed 4.")).to_be_visible(timeout=PREDICTION_TIMEOUT)
+    page.get_by_role("button", name="Save correction").click()
+    expect(page.get_by_text("are kept in wrong_predictions/unmatched/")).to_be_visible(timeout=PREDICTION_TIMEOUT)
+
+    added = sorted(files_in(store) - before)
+    assert len(added) == 2 and all(name.startswith("unmatched/") for name in added)
+    sidecar = json.loads((store / added[0]).with_suffix(".json").read_text())
+    assert (sidecar["reading"], sidecar["typed"]) == (text, text + "5")
+    page.get_by_role("link", name="Review corrections").click()
+    expect(page.get_by_text("1 number not split into digits")).to_be_visible(timeout=PREDICTION_TIMEOUT)

@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import threading
 import zipfile
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -628,3 +629,153 @@ def test_a_bad_sidecar_field_is_unknown_for_that_item_only(store, field, value):
     assert feedback.counts(store)[3] == 2
     with zipfile.ZipFile(io.BytesIO(feedback.export_zip(store))) as archive:
         assert len(archive.namelist()) == 4
+
+
+# Numbers: one save per corrected number -------------------------------------------------------
+
+
+@dataclass
+class ReadDigit:
+    label: int
+    confidence: float
+    probabilities: list[float]
+    box: tuple[int, int, int, int] | None
+
+
+def three_digit_picture() -> tuple[bytes, list[ReadDigit]]:
+    """Three dark blobs on white, 100 px apart, and a reading of them as 1, 2, 3 with their boxes."""
+    picture = Image.new("L", (320, 120), 255)
+    pixels = np.asarray(picture).copy()
+    digits = []
+    for i in range(3):
+        x0 = 20 + 100 * i
+        pixels[20:100, x0 + 20 : x0 + 40] = 0
+        digits.append(ReadDigit(i + 1, 0.9, [0.9 if d == i + 1 else 0.1 / 9 for d in range(10)], (x0 + 20, 20, x0 + 40, 100)))
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue(), digits
+
+
+def files_in(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_a_number_saves_each_digit_read_wrong_as_a_crop_with_its_place_and_the_picture_once(feedback_root):
+    picture, digits = three_digit_picture()
+    result = feedback.save_number_correction(picture, digits, "173", source="upload", original_filename="n.png", model_version="v1")
+
+    assert result.matched and result.reading == "123" and result.typed == "173"
+    [crop] = result.crops
+    assert crop.label == 7 and crop.path.parent == feedback_root / "7"
+    assert files_in(feedback_root) == sorted([f"7/{crop.path.name}", f"7/{crop.path.stem}.json", f"sources/{result.source.name}", f"sources/{result.source.stem}.json"])
+    sidecar = json.loads(crop.path.with_suffix(".json").read_text())
+    source_sha = hashlib.sha256(result.source.read_bytes()).hexdigest()
+    assert result.source.name == f"{source_sha}.png"
+    expected = {
+        "true_label": 7, "predicted_label": 2, "position": 1, "count": 3, "reading": "123", "typed": "173",
+        "box": [140, 20, 160, 100], "source_sha256": source_sha, "source_size": [320, 120], "source": "upload",
+        "original_filename": "n.png", "model_version": "v1", "sha256": hashlib.sha256(crop.path.read_bytes()).hexdigest(),
+    }
+    assert {key: sidecar[key] for key in expected} == expected
+    assert crop.metadata == {key: value for key, value in sidecar.items() if key != "undo_tokens"}  # every field valid
+    with Image.open(crop.path) as image:  # the box and 5 % of its larger side (4 px) + 2 px on each side
+        assert image.size == (20 + 2 * 6, 80 + 2 * 6)
+    assert feedback.read_source(source_sha) == result.source.read_bytes()
+    assert [item.id for item in feedback.scan().items] == [crop.id]  # sources/ is not a digit folder
+
+    assert feedback.undo_number_save(result) == 2
+    assert files_in(feedback_root) == []
+
+
+def test_a_number_typed_with_another_length_keeps_the_picture_in_unmatched_only(feedback_root):
+    picture, digits = three_digit_picture()
+    result = feedback.save_number_correction(picture, digits, "12 34", source="draw")
+
+    assert not result.matched and result.crops == () and result.typed == "1234"
+    assert result.unmatched.parent == feedback_root / "unmatched"
+    assert feedback.scan().items == []
+    [kept] = feedback.scan_unmatched()
+    assert kept.path == result.unmatched
+    assert (kept.metadata["reading"], kept.metadata["typed"], kept.metadata["source"]) == ("123", "1234", "draw")
+    assert kept.metadata["boxes"] == [list(digit.box) for digit in digits]
+    assert feedback.read_unmatched(kept) == feedback.encode_png(picture)
+
+    assert feedback.undo_number_save(result) == 1
+    assert files_in(feedback_root) == []
+
+
+def test_two_saves_from_one_picture_share_its_source_and_each_undo_withdraws_only_its_own(feedback_root):
+    picture, digits = three_digit_picture()
+    first = feedback.save_number_correction(picture, digits, "923", source="upload")
+    second = feedback.save_number_correction(picture, digits, "128", source="upload")
+    assert first.source == second.source and second.holds[0].created is False
+
+    assert feedback.undo_number_save(first) == 1  # its crop; the picture is still held by the second save
+    assert files_in(feedback_root) == sorted(
+        [f"8/{second.crops[0].path.name}", f"8/{second.crops[0].path.stem}.json", f"sources/{second.source.name}", f"sources/{second.source.stem}.json"]
+    )
+    assert feedback.undo_number_save(second) == 2
+    assert files_in(feedback_root) == []
+
+
+@pytest.mark.parametrize(("typed", "message"), [("", "Type the number"), ("12a", "digits only"), ("1" * 41, "at most 40"), ("123", "also read 123")])
+def test_a_number_that_is_not_a_correction_is_refused_and_nothing_is_written(feedback_root, typed, message):
+    picture, digits = three_digit_picture()
+    with pytest.raises(ValueError, match=message):
+        feedback.save_number_correction(picture, digits, typed, source="upload")
+    assert files_in(feedback_root) == []
+
+
+def test_a_number_save_that_fails_half_way_leaves_nothing(feedback_root, monkeypatch):
+    picture, digits = three_digit_picture()
+    real_store, calls = feedback._store, []
+
+    def failing_store(root, folder, name, png, metadata):
+        calls.append(folder)
+        if len(calls) == 3:  # the picture and the first crop are written, the second crop fails
+            raise OSError(28, "No space left on device")
+        return real_store(root, folder, name, png, metadata)
+
+    monkeypatch.setattr(feedback, "_store", failing_store)
+    with pytest.raises(OSError, match="No space"):
+        feedback.save_number_correction(picture, digits, "987", source="upload")
+    assert calls == ["sources", "9", "8"]
+    assert files_in(feedback_root) == []
+
+
+def test_number_sidecar_fields_are_checked_each_on_its_own(feedback_root):
+    picture, digits = three_digit_picture()
+    crop = feedback.save_number_correction(picture, digits, "723", source="upload").crops[0]
+    sidecar_path = crop.path.with_suffix(".json")
+    sidecar = json.loads(sidecar_path.read_text())
+    sidecar.update(box=[5, 5, 1, 1], position=3, reading="12x", source_sha256="abc")
+    sidecar_path.write_text(json.dumps(sidecar))
+    [item] = feedback.scan().items
+    assert not {"box", "position", "reading", "source_sha256"} & set(item.metadata)
+    assert (item.metadata["count"], item.metadata["typed"], item.metadata["true_label"]) == (3, "723", 7)
+
+
+@pytest.mark.parametrize("style", ["paper", "canvas"])
+def test_crops_of_a_rendered_number_read_back_as_their_digit_and_fine_tuning_takes_them(classifier, feedback_root, mnist_test, style):
+    from digit_classifier import feedback_set, realinputs
+    from digit_classifier.predict import read_image
+
+    rng = np.random.default_rng(7)
+    for attempt in range(20):  # the first numbers the reader reads exactly: a crop of a misread digit proves nothing
+        indices = rng.choice(len(mnist_test.labels), 3, replace=False)
+        picture = realinputs.render_number([mnist_test.images[i] for i in indices], rng, style)
+        text = "".join(str(mnist_test.labels[i]) for i in indices)
+        reading = read_image(classifier, picture)
+        if reading.text == text:
+            break
+    else:
+        pytest.fail("none of 20 rendered numbers was read exactly")
+    typed = "".join(str((int(d) + 1) % 10) for d in text)  # every digit said to be wrong
+    result = feedback.save_number_correction(picture, reading.digits, typed, source="upload")
+
+    assert [item.metadata["position"] for item in result.crops] == [0, 1, 2]
+    back = [int(np.argmax(classifier.probabilities(preprocess(item.path.read_bytes())[None])[0])) for item in result.crops]
+    assert "".join(map(str, back)) == text  # each crop is that one digit, as the model read it in the number
+    collected = feedback_set.load_feedback(feedback_root)
+    assert sorted(sample.label for sample in collected.samples) == sorted(int(d) for d in typed)
+    assert collected.skipped == []

@@ -311,3 +311,58 @@ def test_demo_reports_the_loop_end_to_end_and_touches_nothing_outside_its_folder
     text = "\n".join(demo_lines(summary))
     assert f"Feedback pool {report['feedback_pool']} images -> {report['mistakes_saved']} mistakes" in text
     assert "MNIST test (10000)" in text and text.splitlines()[-1] in ("Acceptance: passed", "Acceptance: NOT passed")
+
+
+# Corrections made from numbers --------------------------------------------------------------
+
+
+def number_corrections(root: Path, mnist_test, classifier, numbers: int = 6) -> list[int]:
+    """Pictures of 3-digit numbers read by the model, each corrected through the app's save for numbers as if the
+    model had misread its first and last digits: real crops of real digits, filed under their true labels. Plus
+    one number typed with another length (kept in unmatched/, never for training). -> the labels of the crops."""
+    from dataclasses import replace
+
+    from digit_classifier import realinputs
+    from digit_classifier.predict import read_image
+    from digit_classifier.preprocess import PreprocessError
+
+    rng = np.random.default_rng(11)
+    labels: list[int] = []
+    while len(labels) < 2 * numbers:
+        indices = rng.choice(len(mnist_test.labels), 3, replace=False)
+        picture = realinputs.render_number([mnist_test.images[i] for i in indices], rng, "paper")
+        text = "".join(str(mnist_test.labels[i]) for i in indices)
+        try:
+            reading = read_image(classifier, picture)
+        except PreprocessError:
+            continue  # the reader refused this rendering: it gives no crops to correct
+        if reading.text != text:
+            continue  # a misread number's crops would be filed under what the test typed, not what they show
+        misread = [replace(d, label=(d.label + 1) % 10) if i in (0, 2) else d for i, d in enumerate(reading.digits)]
+        result = feedback.save_number_correction(picture, misread, text, source="upload", root=root)
+        labels.extend(item.label for item in result.crops)
+    feedback.save_number_correction(picture, reading.digits, text + "1", source="draw", root=root)
+    return labels
+
+
+@pytest.mark.slow
+def test_corrections_made_from_numbers_are_used_by_finetune(model_dir, feedback_root, mnist_test, classifier):
+    labels = number_corrections(feedback_root, mnist_test, classifier)
+    assert {path.name for path in feedback_root.iterdir()} >= {"sources", "unmatched"}
+
+    result = finetune.finetune(feedback_root, model_dir, dry_run=True, **FAST)
+
+    assert result.feedback.count == len(labels) == 12  # the crops only: no source picture, no unmatched number
+    assert result.feedback.per_label == {str(d): labels.count(d) for d in range(10)}
+    assert result.feedback.skipped == [] and result.feedback.per_source == {"upload": 12}
+    assert result.before is not None and result.after is not None
+    assert result.before.feedback_train_samples + result.before.feedback_holdout_samples == 12
+
+
+def test_sources_and_unmatched_folders_are_never_read_for_training(feedback_root, mnist_test):
+    seven = png_of(mnist_test.images[np.flatnonzero(mnist_test.labels == 7)[0]])
+    for folder in (feedback.SOURCES_DIR, feedback.UNMATCHED_DIR):
+        (feedback_root / folder).mkdir()
+        (feedback_root / folder / "seven.png").write_bytes(seven)  # a readable digit, yet not in a digit folder
+    collected = feedback_set.load_feedback(feedback_root)
+    assert collected.samples == [] and collected.skipped == []

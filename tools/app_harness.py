@@ -22,6 +22,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from app_pages.ui_support import CANVAS_HEIGHT, CANVAS_WIDTH  # noqa: F401 (the tests' canvas geometry)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 APP = REPO_ROOT / "app.py"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -236,3 +238,15 @@ def digit_png(digit: int, size: int = 200, stroke: int = 14, margin: float = 0.2
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def number_photo(labels: tuple[int, ...] = (4, 7, 2), seed: int = 0) -> bytes:
+    """A photo-like picture of the number `labels` written with MNIST test digits (the `seed`-th of each label),
+    rendered by realinputs.render_number on paper."""
+    import numpy as np
+
+    from digit_classifier import data, realinputs
+
+    mnist = data.load_split("test")
+    digits = [mnist.images[np.flatnonzero(mnist.labels == label)[seed]] for label in labels]
+    return realinputs.render_number(digits, np.random.default_rng(seed), "paper")
