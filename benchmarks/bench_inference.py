@@ -28,7 +28,7 @@ from benchmarks.machine import describe, machine, save
 from digit_classifier import config, data, realinputs
 from digit_classifier.inference import load_serving_classifier
 from digit_classifier.model import load_classifier
-from digit_classifier.predict import predict_files
+from digit_classifier.predict import predict_files, read_image
 from digit_classifier.preprocess import preprocess
 
 
@@ -58,10 +58,15 @@ def sample_inputs(mnist) -> dict:
     size = (4000, 3000) if page.width >= page.height else (3000, 4000)
     notebook = io.BytesIO()
     page.resize(size, Image.Resampling.BICUBIC).save(notebook, format="JPEG", quality=90)
+    # A 12-megapixel photo of a 6-digit number on paper: the numbers set's paper picture, enlarged the same way.
+    number = Image.open(io.BytesIO(realinputs.render_number(list(mnist.images[4:10]), np.random.default_rng(2), "paper")))
+    number_photo = io.BytesIO()
+    number.convert("RGB").resize((4000, 3000), Image.Resampling.BICUBIC).save(number_photo, format="JPEG", quality=90)
     return {
         "canvas_280x280_rgba": canvas,
         "photo_4000x3000_jpeg": buffer.getvalue(),
         "notebook_photo_12mp_jpeg": notebook.getvalue(),
+        "number_photo_6_digits_12mp_jpeg": number_photo.getvalue(),
         "png_28x28": small.getvalue(),
     }
 
@@ -70,8 +75,8 @@ def bench_single(classifier, keras_classifier, mnist, repeats: int) -> dict:
     results = {}
     for name, source in sample_inputs(mnist).items():
         results[f"preprocess {name}"] = timings_ms(lambda s=source: preprocess(s), max(10, repeats // (10 if "photo" in name else 1)))
-        results[f"preprocess+model {name}"] = timings_ms(
-            lambda s=source: classifier.probabilities(preprocess(s)), max(10, repeats // (10 if "photo" in name else 1))
+        results[f"preprocess+model {name}"] = timings_ms(  # the app's path: every digit, one model call
+            lambda s=source: read_image(classifier, s), max(10, repeats // (10 if "photo" in name else 1))
         )
     image, batch = data.to_model_input(mnist.images[:1]), data.to_model_input(mnist.images[:1000])
     served = timings_ms(lambda: classifier.probabilities(image), repeats)
@@ -219,6 +224,8 @@ def verdicts(report: dict) -> dict[str, bool]:
         "preprocessing + model, 12 MP photo, p50 <= 150 ms": single["preprocess+model photo_4000x3000_jpeg"]["p50_ms"] <= 150,
         "preprocessing + model, 12 MP notebook photo, p50 <= 200 ms": single["preprocess+model notebook_photo_12mp_jpeg"]["p50_ms"]
         <= 200,
+        "preprocessing + model, 12 MP photo of a 6-digit number, p50 <= 200 ms":
+        single["preprocess+model number_photo_6_digits_12mp_jpeg"]["p50_ms"] <= 200,
         "predict on small PNGs >= 500 images/s (CLI, start-up excluded)": batch["CLI default, images/s excluding start-up"] >= 500,
     }
 
