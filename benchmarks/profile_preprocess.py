@@ -40,11 +40,11 @@ def profile_steps(source, repeats: int) -> dict[str, float]:
     arrays, steps["working arrays"] = median_us(lambda: decode.working_arrays(image, size), repeats)
     found, steps["scene: surface"] = median_us(lambda: scene.find_surface(arrays.luminance, arrays.rgb), repeats)
     found_scene, steps["scene: surface, ink, rulings"] = median_us(lambda: scene.find_scene(arrays), repeats)
-    region, steps["scene: locate digit"] = median_us(
-        lambda: scene.locate_digit(found_scene.ink, found_scene.surface, found_scene.rulings), repeats
+    regions, steps["scene: locate digits"] = median_us(
+        lambda: scene.locate_digits(found_scene.ink, found_scene.surface, found_scene.rulings), repeats
     )
-    _, steps["digit: crop, 20x20, centre"] = median_us(
-        lambda: digit.frame_digit(found_scene.ink, region.mask, region.bbox, region.stroke_level), repeats
+    _, steps["digit: crop, 20x20, centre (each digit)"] = median_us(
+        lambda: [digit.frame_digit(found_scene.ink, r.mask, r.bbox, r.stroke_level) for r in regions], repeats
     )
     _, steps["whole preprocess()"] = median_us(lambda: preprocess(source), repeats)
     return steps

@@ -1,4 +1,4 @@
-"""Find the scene in a picture: the writing surface, its printed rulings, the ink, the digit.
+"""Find the scene in a picture: the writing surface, its printed rulings, the ink, the digits.
 
 The second stage of reading a picture (after `decode`, before `digit`). People
 photograph digits where they wrote them: a note lying on a desk, a page of a
@@ -14,9 +14,12 @@ ruled or squared school notebook, under the shadow of a hand. The steps:
    periodic and span the paper, where strokes are not; they are found by
    geometry, told from ink by colour where they differ in hue, and removed
    while ink that crosses them is kept.
-4. locate: the digit is the main connected stroke with those near it; specks,
-   blank pictures, noise, lines only and pages full of writing are refused
-   with a message.
+4. locate: the digits, left to right along one line of writing. Strokes are
+   grouped into digits (a 5's detached bar, a 4 in two strokes or a pencil
+   gap stay one digit), digits that touch are cut at a thin join, specks and
+   stray marks are dropped. A single digit is the main stroke with those
+   near it. Blank pictures, noise, lines only, several lines of writing, more
+   than 12 digits and pages full of writing are refused with a message.
 """
 
 from __future__ import annotations
