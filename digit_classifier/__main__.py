@@ -109,7 +109,7 @@ def run_evaluate(args) -> int:
     classifier = load_classifier(args.model)
     report = evaluate(classifier)
     if args.real:
-        report["real_inputs"] = real_input_accuracy(classifier, n=args.real_size)
+        report["real_inputs"] = real_input_accuracy(classifier, n=args.real_size, numbers=True)
     if args.confusion_png:
         plot_confusion_matrix(report["confusion_matrix"], args.confusion_png, title=f"MNIST test, model {classifier.version}")
     if args.json:

@@ -147,13 +147,14 @@ NUMBERS_SIZE = 400
 
 
 def real_input_accuracy(
-    classifier: Classifier, n: int = realinputs.DEFAULT_SIZE, kinds: Sequence[str] = realinputs.KINDS, prepare: Callable = preprocess
+    classifier: Classifier, n: int = realinputs.DEFAULT_SIZE, kinds: Sequence[str] = realinputs.KINDS,
+    prepare: Callable = preprocess, numbers: bool = False,
 ) -> dict:
-    """Accuracy on each realistic set (from MNIST test digits) and on optdigits (other writers); with the
-    project's preprocessing, also the numbers set (exact-match and per-digit)."""
+    """Accuracy on each realistic set (from MNIST test digits) and on optdigits (other writers); with
+    `numbers`, also the numbers set under "numbers" (exact-match and per-digit, read with `read_image`)."""
     results = {kind: accuracy_on(classifier, *realinputs.make_set(kind, n), prepare=prepare) for kind in kinds}
     results["optdigits"] = accuracy_on(classifier, *realinputs.optdigits_set(), prepare=prepare)
-    if prepare is preprocess:
+    if numbers:
         results["numbers"] = numbers_accuracy(classifier, *realinputs.numbers_set(min(n, NUMBERS_SIZE)))
     return results
 
