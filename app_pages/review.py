@@ -141,16 +141,7 @@ def unmatched_section(unmatched: list[UnmatchedItem]) -> None:
                     f"Typed **{metadata.get('typed', '?')}**, read **{metadata.get('reading', '?')}** · {when}",
                     width="content",
                 )
-                st.button("Delete", key=f"delete-{item.id}", icon=":material/delete:", on_click=_delete_unmatched, args=(item,))
-
-
-def _delete_unmatched(item: UnmatchedItem) -> None:
-    try:
-        feedback.delete_unmatched(item)
-    except OSError as error:
-        _notice("error", f"Could not delete `{item.id}`: {error}")
-        return
-    _notice("success", f"Deleted `{item.id}`.")
+                st.button("Delete", key=f"delete-{item.id}", icon=":material/delete:", on_click=_delete, args=(item,))
 
 
 def _relabel(item: FeedbackItem) -> None:
@@ -163,9 +154,12 @@ def _relabel(item: FeedbackItem) -> None:
     _notice("success", f"Moved `{item.id}` to `{moved.id}`.")
 
 
-def _delete(item: FeedbackItem) -> None:
+def _delete(item: FeedbackItem | UnmatchedItem) -> None:
     try:
-        feedback.delete_item(item)
+        if isinstance(item, UnmatchedItem):
+            feedback.delete_unmatched(item)
+        else:
+            feedback.delete_item(item)
     except OSError as error:
         _notice("error", f"Could not delete `{item.id}`: {error}")
         return

@@ -191,14 +191,7 @@ class FeedbackItem:
 
     @property
     def saved_at(self) -> datetime | None:
-        """When it was saved (the sidecar's time, else the file's); None when neither is a usable time."""
-        parsed = parse_utc(self.metadata.get("saved_at"))
-        if parsed is not None:
-            return parsed
-        try:
-            return datetime.fromtimestamp(self.mtime, timezone.utc) if self.mtime is not None else None
-        except (OverflowError, OSError, ValueError):
-            return None
+        return _saved_at(self.metadata, self.mtime)
 
     @property
     def predicted_label(self) -> int | None:
@@ -532,6 +525,17 @@ def undo_number_save(result: NumberSaveResult) -> int:
     return sum(_withdraw(hold) for hold in reversed(result.holds))
 
 
+def _saved_at(metadata: dict, mtime: float | None) -> datetime | None:
+    """When a stored picture was saved (its sidecar's time, else its file's); None when neither is a usable time."""
+    parsed = parse_utc(metadata.get("saved_at"))
+    if parsed is not None:
+        return parsed
+    try:
+        return datetime.fromtimestamp(mtime, timezone.utc) if mtime is not None else None
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 @dataclass(frozen=True)
 class UnmatchedItem:
     """A picture kept because the typed number had another length than what was read (unmatched/)."""
@@ -550,7 +554,7 @@ class UnmatchedItem:
 
     @property
     def saved_at(self) -> datetime | None:
-        return FeedbackItem(self.path, 0, self.metadata, self.mtime).saved_at
+        return _saved_at(self.metadata, self.mtime)
 
 
 def scan_unmatched(root: Path | None = None) -> list[UnmatchedItem]:
