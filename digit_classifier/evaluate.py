@@ -118,7 +118,7 @@ def accuracy_on(classifier: Classifier, sources: Sequence, labels: np.ndarray, p
     predicted[usable] = classifier.probabilities(images).argmax(1)
     result = {"accuracy": float(np.mean(predicted == np.asarray(labels))), "n": int(len(labels)), "refused": int((~usable).sum())}
     if counts:
-        result["one_digit"] = float(np.mean(np.array(counts) == 1) * len(counts) / len(labels))
+        result["one_digit"] = counts.count(1) / len(labels)
     return result
 
 

@@ -588,15 +588,17 @@ def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: n
     kept[[index + 1 for index in parts]] = True
     tall = [index for index in parts if masses[index] >= COMPARABLE * masses[main]]
     pieces = _digit_pieces(labels, parts, boxes, tall)
-    owned = [_full_mask(piece, ink.shape) for piece in pieces]
+    owned = None  # the pixels each digit owns, when they are more than its piece (found on cores, with a halo)
     if any(piece.width > SPLIT_WIDTH * piece.height for piece in pieces):  # digits merged by their blurred edges?
         on_cores, owned_on_cores = _core_pieces(kept[labels], smooth, float(np.percentile(smooth[labels == main + 1], 90)))
         heights = [piece.height for piece in on_cores]
         if len(on_cores) > len(pieces) and min(heights) >= FULL_HEIGHT * float(np.median(heights)):
             pieces, owned = on_cores, owned_on_cores
     if len(pieces) > 1:  # a stray mark or what is left of a printed line, beside real digits, is not one
-        inks = [float(smooth[mask].sum()) for mask in owned]
-        pieces, owned = zip(*[(piece, mask) for piece, mask, amount in zip(pieces, owned, inks) if amount >= COMPARABLE * max(inks)])
+        inks = [float(smooth[mask].sum()) for mask in owned] if owned else [_ink_of(piece, smooth) for piece in pieces]
+        chosen = [index for index, amount in enumerate(inks) if amount >= COMPARABLE * max(inks)]
+        pieces = [pieces[index] for index in chosen]
+        owned = [owned[index] for index in chosen] if owned else None
         if any(_rows_shared(a, b) < ONE_LINE * min(a.height, b.height) for a, b in zip(pieces, pieces[1:])):
             raise TooMuchWritingError("The picture holds several lines of writing. Crop it to one line of digits.")
         if len(pieces) > MAX_DIGITS:
@@ -609,7 +611,7 @@ def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: n
         keep[[index + 1 for index in parts if _near(boxes[index], boxes[main], reach)]] = True
         masks = [keep[labels]]
     else:
-        masks = owned
+        masks = owned or [_full_mask(piece, ink.shape) for piece in pieces]
     regions = [_region(mask, smooth) for mask in masks]
     if max(max(r.bbox[2] - r.bbox[0], r.bbox[3] - r.bbox[1]) for r in regions) < 0.025 * max(ink.shape):
         raise NoDigitFoundError("Only specks were found, too small to be a digit. Draw the digit larger.")
@@ -628,6 +630,11 @@ def _full_mask(piece: "_Piece", shape: tuple[int, int]) -> np.ndarray:
     top, left, bottom, right = piece.box
     mask[top:bottom, left:right] = piece.mask
     return mask
+
+
+def _ink_of(piece: "_Piece", smooth: np.ndarray) -> float:
+    top, left, bottom, right = piece.box
+    return float(smooth[top:bottom, left:right][piece.mask].sum())
 
 
 def _core_pieces(strokes: np.ndarray, smooth: np.ndarray, level: float) -> tuple[list["_Piece"], list[np.ndarray]]:
