@@ -13,7 +13,7 @@ import streamlit as st
 
 from app_pages import ui_support
 from digit_classifier import config, feedback
-from digit_classifier.predict import LOW_CONFIDENCE, Prediction, Reading
+from digit_classifier.predict import Prediction, Reading
 from digit_classifier.preprocess import PREPROCESSING_VERSION, PreprocessError, StepPictures
 
 DIGITS = list(config.DIGITS)
@@ -55,7 +55,7 @@ def number_summary(reading: Reading) -> None:
         unsure = "" if digit.is_confident else " · unsure"
         cards.image(ui_support.enlarge(digit.image, 3), caption=f"{digit.label} · {digit.confidence:.0%}{unsure}", width=84)
     if not reading.is_confident:
-        st.warning(f"The model is unsure of the digits marked unsure (confidence below {LOW_CONFIDENCE:.0%}).")
+        st.warning("The model is unsure of the digits marked unsure.")
 
 
 def prediction_summary(prediction: Prediction) -> None:
@@ -63,7 +63,7 @@ def prediction_summary(prediction: Prediction) -> None:
     st.markdown(f"Confidence: **{prediction.confidence:.1%}**")
     if not prediction.is_confident:
         st.warning(
-            f"The model is unsure (confidence below {LOW_CONFIDENCE:.0%}): the digit may be unclear, "
+            "The model is unsure: the digit may be unclear, "
             "or not look like the handwritten digits it learned from."
         )
 

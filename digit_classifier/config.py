@@ -49,4 +49,9 @@ def feedback_dir() -> Path:
 SEED = 42
 NUM_CLASSES = 10
 DIGITS = tuple(range(NUM_CLASSES))  # the labels, 0 ... 9
+# A picture that is not a digit (a letter, a sign, a scribble): the status the model gives it, and the
+# corrections folder `wrong_predictions/not_a_digit/`. Where labels are integers it is NOT_A_DIGIT_LABEL (10),
+# which training turns into equal probabilities for the ten digits.
+NOT_A_DIGIT = "not_a_digit"
+NOT_A_DIGIT_LABEL = NUM_CLASSES
 IMAGE_SIZE = 28

@@ -14,29 +14,92 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from . import config
 from .inference import Classifier
 from .preprocess import ImageSource, PreparedFile, StepPictures, preprocess_files, preprocess_steps, step_pictures
 
-LOW_CONFIDENCE = 0.70  # below this the app says the model is unsure
+OK = "ok"
+UNSURE = "unsure"  # two digits are plausible
+NOT_A_DIGIT = config.NOT_A_DIGIT
+STATUSES = (OK, UNSURE, NOT_A_DIGIT)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How the model's probabilities become what it says: a temperature, then a status.
+
+    The temperature is fitted on the validation split (train.fit_calibration) so that a digit read with
+    90 % confidence is right about 90 % of the time; it divides the logits, so it never changes which
+    digit is on top. The two thresholds, chosen on validation digits and validation non-digits, split the
+    answers: the top digit alone above `ok_threshold` is ok; else the top two together above
+    `pair_threshold` are a choice between two digits (unsure); else it is not a digit. The model was
+    trained to spread a non-digit's probability evenly over the ten digits, so a non-digit has no
+    strong pair. A version's metadata carries its own under "calibration"; these defaults are for a
+    model that has none (the old 70 % "unsure" line, no temperature).
+    """
+
+    temperature: float = 1.0
+    ok_threshold: float = 0.70
+    pair_threshold: float = 0.70
+
+    @classmethod
+    def of(cls, classifier: Classifier) -> Calibration:
+        found = (getattr(classifier, "metadata", None) or {}).get("calibration")
+        if not isinstance(found, dict):
+            return cls()
+        try:
+            return cls(float(found["temperature"]), float(found["ok_threshold"]), float(found["pair_threshold"]))
+        except (KeyError, TypeError, ValueError):
+            return cls()
+
+    def calibrate(self, probabilities: np.ndarray) -> np.ndarray:
+        """Softmax(logits / T), computed from the probabilities (log p is the logits less a constant per row)."""
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+        if self.temperature == 1.0:
+            return probabilities.astype(np.float32)
+        scaled = np.log(np.clip(probabilities, 1e-30, 1.0)) / self.temperature
+        scaled -= scaled.max(axis=-1, keepdims=True)
+        weights = np.exp(scaled)
+        return (weights / weights.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+    def statuses(self, calibrated: np.ndarray) -> list[str]:
+        """One status per row of calibrated probabilities."""
+        top_two = -np.sort(-np.asarray(calibrated), axis=-1)[..., :2]
+        top_two = top_two.reshape(-1, 2)
+        return [OK if first >= self.ok_threshold else UNSURE if first + second >= self.pair_threshold else NOT_A_DIGIT for first, second in top_two]
+
+    def as_json(self) -> dict:
+        return {"temperature": self.temperature, "ok_threshold": self.ok_threshold, "pair_threshold": self.pair_threshold}
 
 
 @dataclass
 class Prediction:
-    """What the model says about one digit."""
+    """What the model says about one digit: its calibrated probabilities and a status."""
 
     label: int
     confidence: float
-    probabilities: np.ndarray  # (10,) float
+    probabilities: np.ndarray  # (10,) float, calibrated
     image: np.ndarray  # the 28x28 input the model saw
     box: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 in the original picture's pixels
+    status: str = OK
+
+    @property
+    def runner_up(self) -> int:
+        """The second most probable digit (with `label`, the two an unsure answer hesitates between)."""
+        return int(np.argsort(-np.asarray(self.probabilities), kind="stable")[1])
 
     @property
     def is_confident(self) -> bool:
-        return self.confidence >= LOW_CONFIDENCE
+        return self.status == OK
+
+    @property
+    def is_digit(self) -> bool:
+        return self.status != NOT_A_DIGIT
 
     def as_dict(self) -> dict:
         return {
             "label": self.label,
+            "status": self.status,
             "confidence": round(float(self.confidence), 6),
             "probabilities": [round(float(p), 6) for p in self.probabilities],
         }
@@ -54,20 +117,34 @@ class Reading:
         return "".join(str(digit.label) for digit in self.digits)
 
     @property
+    def status(self) -> str:
+        """ok when every digit is; else not_a_digit when any digit is not one; else unsure."""
+        found = {digit.status for digit in self.digits}
+        return OK if found <= {OK} else NOT_A_DIGIT if NOT_A_DIGIT in found else UNSURE
+
+    @property
     def is_confident(self) -> bool:
-        return all(digit.is_confident for digit in self.digits)
+        return self.status == OK
 
     def as_dict(self) -> dict:
-        """The CLI's JSON: "text" and "digits"; with exactly one digit, also its "label", "confidence" and
-        "probabilities" at the top level, as before numbers were read."""
+        """The CLI's JSON: "status", "text" and "digits"; with exactly one digit, also its "label", "confidence"
+        and "probabilities" at the top level, as before numbers were read."""
         digits = [{**digit.as_dict(), "box": list(digit.box) if digit.box else None} for digit in self.digits]
         single = self.digits[0].as_dict() if len(self.digits) == 1 else {}
-        return {**single, "text": self.text, "digits": digits}
+        return {**single, "status": self.status, "text": self.text, "digits": digits}
 
 
-def _prediction(probabilities: np.ndarray, image: np.ndarray, box: tuple[int, int, int, int] | None = None) -> Prediction:
-    label = int(np.argmax(probabilities))
-    return Prediction(label, float(probabilities[label]), probabilities, image, box)
+def predictions(
+    calibration: Calibration, probabilities: np.ndarray, images: np.ndarray, boxes: Iterable[tuple[int, int, int, int] | None]
+) -> list[Prediction]:
+    """The model's raw probabilities for some digits -> calibrated Predictions with their statuses."""
+    calibrated = calibration.calibrate(probabilities)
+    statuses = calibration.statuses(calibrated) if len(calibrated) else []
+    found = []
+    for probs, image, box, status in zip(calibrated, images, boxes, statuses):
+        label = int(np.argmax(probs))
+        found.append(Prediction(label, float(probs[label]), probs, image, box, status))
+    return found
 
 
 def read_image(classifier: Classifier, source: ImageSource, with_steps: bool = False) -> Reading:
@@ -75,8 +152,8 @@ def read_image(classifier: Classifier, source: ImageSource, with_steps: bool = F
     pictures of the scene's steps when `with_steps`). Raises a PreprocessError subclass for an unusable image."""
     steps = preprocess_steps(source)
     images = steps.images
-    probabilities = classifier.probabilities(images)
-    digits = [_prediction(probs, image, steps.box_in_picture(index)) for index, (probs, image) in enumerate(zip(probabilities, images))]
+    boxes = [steps.box_in_picture(index) for index in range(len(images))]
+    digits = predictions(Calibration.of(classifier), classifier.probabilities(images), images, boxes)
     return Reading(digits, step_pictures(steps) if with_steps else None)
 
 
@@ -95,6 +172,7 @@ def predict_prepared(classifier: Classifier, prepared: Iterable[PreparedFile], b
     The digits of many files go through the model together, about `batch_size` at a time.
     """
     pending: list[PreparedFile] = []
+    calibration = Calibration.of(classifier)
 
     def flush() -> Iterator[dict]:
         probabilities = classifier.probabilities(np.concatenate([item.images for item in pending]))
@@ -102,7 +180,7 @@ def predict_prepared(classifier: Classifier, prepared: Iterable[PreparedFile], b
         for item in pending:
             probs = probabilities[start : start + len(item.images)]
             start += len(item.images)
-            digits = [_prediction(p, image, box) for p, image, box in zip(probs, item.images, item.boxes)]
+            digits = predictions(calibration, probs, item.images, item.boxes)
             yield {"path": item.path, **Reading(digits).as_dict()}
         pending.clear()
 

@@ -93,7 +93,8 @@ def test_an_uploaded_notebook_photo_shows_how_it_was_read(app, feedback_root):
 
 
 def test_low_confidence_is_said(app, monkeypatch):
-    monkeypatch.setattr(predict, "LOW_CONFIDENCE", 1.01)  # every answer now counts as unsure
+    unsure = predict.Calibration(ok_threshold=1.01, pair_threshold=0.0)  # every answer now counts as unsure
+    monkeypatch.setattr(predict.Calibration, "of", classmethod(lambda cls, classifier: unsure))
     upload(app, ("seven.png", digit_png(7)))
     assert predictions(app) == ["Prediction: 7"]
     assert any(text.startswith("The model is unsure") for text in texts(app.warning))
