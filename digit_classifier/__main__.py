@@ -1,7 +1,7 @@
 """Command line: python -m digit_classifier train | evaluate | predict | finetune | models | rollback | finetune-demo
 
     python -m digit_classifier train [--epochs N] [--out DIR]
-    python -m digit_classifier evaluate [--model PATH] [--json] [--real] [--confusion-png FILE]
+    python -m digit_classifier evaluate [--model PATH] [--json] [--real] [--confusion-png FILE] [--reliability-png FILE] [--scores]
     python -m digit_classifier predict IMAGE_OR_FOLDER... [--model PATH] [--workers N]
     python -m digit_classifier finetune [--feedback-dir DIR] [--epochs N] [--dry-run] [--json]
                                         [--max-mnist-drop PP] [--min-holdout-gain PP]
@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--real", action="store_true", help="also measure the realistic input sets (about a minute)")
     evaluate.add_argument("--real-size", type=int, default=1000, help="inputs per realistic set (default 1000)")
     evaluate.add_argument("--confusion-png", type=Path, default=None, help="save the confusion matrix figure here")
+    evaluate.add_argument("--reliability-png", type=Path, default=None, help="save the reliability diagram (MNIST test, before and after the temperature) here")
+    evaluate.add_argument("--scores", action="store_true", help="also measure a score alone (max softmax, energy) as a not-a-digit detector")
 
     predict = commands.add_parser("predict", help="classify image files; one JSON line per image")
     predict.add_argument("images", nargs="+", type=Path, help="image files, or folders of images")
@@ -103,19 +105,33 @@ def run_train(args) -> int:
 
 def run_evaluate(args) -> int:
     _check_model(args.model)
-    from .evaluate import evaluate, plot_confusion_matrix, real_input_accuracy
-    from .model import load_classifier
+    from .calibration import Calibration
+    from .data import load_split, to_model_input
+    from .evaluate import evaluate, non_digit_flagging, plot_confusion_matrix, plot_reliability, real_input_accuracy, score_baselines
+    from .model import load_classifier, logits
 
     classifier = load_classifier(args.model)
     report = evaluate(classifier)
+    report["calibration"] = Calibration.of(classifier).as_json()
     if args.real:
         report["real_inputs"] = real_input_accuracy(classifier, n=args.real_size, numbers=True)
+        report["non_digits"] = non_digit_flagging(classifier)
+    if args.scores:
+        report["score_baselines"] = score_baselines(classifier, lambda images: logits(classifier.model, images))
     if args.confusion_png:
         plot_confusion_matrix(report["confusion_matrix"], args.confusion_png, title=f"MNIST test, model {classifier.version}")
+    if args.reliability_png:
+        test = load_split("test")
+        plot_reliability(
+            classifier.probabilities(to_model_input(test.images)), test.labels, Calibration.of(classifier).temperature,
+            args.reliability_png, title=f"MNIST test, model {classifier.version}",
+        )
     if args.json:
         print(json.dumps(report))
         return 0
     print(f"model {classifier.version}: accuracy {report['accuracy']:.4%} on {report['n']} MNIST test images ({report['errors']} errors)")
+    print(f"flagged (unsure or not a digit): {report['flagged']:.2%}; accuracy of the rest {report['accuracy_not_flagged']:.4%}; "
+          f"ECE {report['ece_before']:.2%} before the temperature, {report['ece_after']:.2%} after")
     print("digit  precision  recall  f1      support")
     for digit, row in report["per_class"].items():
         print(f"{digit:>5}  {row['precision']:.4f}     {row['recall']:.4f}  {row['f1']:.4f}  {row['support']}")
@@ -125,7 +141,13 @@ def run_evaluate(args) -> int:
                   f"({result['wrong_count']} with the wrong count, {result['refused']} refused)")
             continue
         one = f", {result['one_digit']:.1%} read as one digit" if "one_digit" in result else ""
-        print(f"{kind:>12}: {result['accuracy']:.2%} of {result['n']} ({result['refused']} refused{one})")
+        print(f"{kind:>12}: {result['accuracy']:.2%} of {result['n']} ({result['refused']} refused{one}), {result['flagged']:.1%} flagged, "
+              f"ECE {result['ece_before']:.2%} -> {result['ece_after']:.2%}")
+    for style, result in report.get("non_digits", {}).items():
+        groups = ", ".join(f"{group} {share:.0%}" for group, share in result["by_group"].items())
+        print(f"{'not digits, ' + style:>22}: {result['flagged']:.1%} of {result['n']} flagged ({groups})")
+    for name, result in report.get("score_baselines", {}).items():
+        print(f"{name + ' alone':>22}: {result['non_digits_flagged']:.1%} of non-digits flagged, {result['digits_flagged_mnist_test']:.2%} of MNIST test")
     return 0
 
 

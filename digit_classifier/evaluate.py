@@ -4,6 +4,11 @@
 matrix and the most confident mistakes; `plot_confusion_matrix()` draws it;
 `real_input_accuracy()` runs the realistic sets of `realinputs` through the
 one preprocessing path, and `numbers_accuracy()` reads pictures of numbers.
+
+Knowing what is not a digit is measured from both sides: the share of digits
+flagged (status unsure or not_a_digit) on every set, and the share of generated
+non-digits flagged (`non_digit_flagging`), with the calibration's expected error
+before and after its temperature (`plot_reliability` draws it).
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from . import config, data, realinputs
+from . import config, data, nondigits, realinputs
+from .calibration import Calibration, reliability, with_temperature
 from .inference import Classifier
 from .decode import open_image
 from .predict import read_image
@@ -75,6 +81,23 @@ def evaluate(classifier: Classifier, images: np.ndarray | None = None, labels: n
         "per_class": per_class_report(matrix),
         "confusion_matrix": matrix.tolist(),
         "most_confident_mistakes": most_confident_mistakes(probabilities, labels),
+        **flagging(classifier, probabilities, labels),
+    }
+
+
+def flagging(classifier: Classifier, probabilities: np.ndarray, labels: np.ndarray, refused: int = 0) -> dict:
+    """Digits only: the share flagged (unsure or not a digit; a refused picture counts as flagged),
+    the accuracy of those not flagged, and the expected calibration error before and after the temperature."""
+    calibration = Calibration.of(classifier)
+    calibrated = calibration.calibrate(probabilities)
+    flagged = calibration.flagged(calibrated) if len(calibrated) else np.zeros(0, bool)
+    right = calibrated.argmax(1) == labels if len(calibrated) else np.zeros(0, bool)
+    total = len(labels) + refused
+    return {
+        "flagged": float((flagged.sum() + refused) / total) if total else 0.0,
+        "accuracy_not_flagged": float(right[~flagged].mean()) if (~flagged).any() else None,
+        "ece_before": reliability(probabilities, labels).expected_calibration_error if len(labels) else None,
+        "ece_after": reliability(calibrated, labels).expected_calibration_error if len(labels) else None,
     }
 
 
@@ -115,11 +138,60 @@ def accuracy_on(classifier: Classifier, sources: Sequence, labels: np.ndarray, p
 
     images, usable = preprocess_all(sources, prepare)
     predicted = np.full(len(labels), -1)
-    predicted[usable] = classifier.probabilities(images).argmax(1)
+    probabilities = classifier.probabilities(images)
+    predicted[usable] = probabilities.argmax(1)
     result = {"accuracy": float(np.mean(predicted == np.asarray(labels))), "n": int(len(labels)), "refused": int((~usable).sum())}
     if counts:
         result["one_digit"] = counts.count(1) / len(labels)
-    return result
+    return {**result, **flagging(classifier, probabilities, np.asarray(labels)[usable], refused=result["refused"])}
+
+
+# The non-digit evaluation set, drawn as people would send it: on the app's canvas, on paper, in a notebook.
+NON_DIGIT_STYLES = ("canvas", "photo", "notebook")
+NON_DIGIT_SIZE = 300  # per style
+
+
+def non_digit_pictures(style: str, n: int = NON_DIGIT_SIZE, seed: int = config.SEED) -> tuple[list, list[str]]:
+    """`n` evaluation non-digits (nondigits.evaluation_images) rendered as pictures of one realistic style."""
+    drawn = nondigits.evaluation_images(n, seed=seed + NON_DIGIT_STYLES.index(style))
+    rng = np.random.default_rng([seed, 14, NON_DIGIT_STYLES.index(style)])
+    render = realinputs.GENERATORS[style]
+    return [render(np.round(image * 255).astype(np.uint8), rng) for image in drawn.images], drawn.kinds
+
+
+def non_digit_group(kind: str) -> str:
+    """letter, sign, unseen (a character training never drew) or generated (scribbles, blobs, overlaid digits ...)."""
+    if kind in nondigits.UNSEEN:
+        return "unseen"
+    if kind in nondigits.GENERATED or kind in nondigits.OTHER_KINDS:
+        return "generated"
+    return "letter" if kind.isalpha() and kind.isascii() else "sign"
+
+
+def non_digit_flagging(classifier: Classifier, n: int = NON_DIGIT_SIZE, styles: Sequence[str] = NON_DIGIT_STYLES) -> dict:
+    """Per style: the share of non-digit pictures flagged (no digit found, or a reading whose status is not ok),
+    how (not_a_digit, unsure, no_digit), and the share flagged per group of non-digits."""
+    results = {}
+    for style in styles:
+        sources, kinds = non_digit_pictures(style, n)
+        outcome = []
+        for source in sources:
+            try:
+                outcome.append(read_image(classifier, source).status)
+            except PreprocessError:
+                outcome.append("no_digit")
+        groups = {}
+        for group in ("letter", "sign", "unseen", "generated"):
+            chosen = [o for o, k in zip(outcome, kinds) if non_digit_group(k) == group]
+            if chosen:
+                groups[group] = round(sum(o != "ok" for o in chosen) / len(chosen), 4)
+        results[style] = {
+            "n": len(sources),
+            "flagged": sum(o != "ok" for o in outcome) / len(sources),
+            **{name: outcome.count(name) for name in ("not_a_digit", "unsure", "no_digit")},
+            "by_group": groups,
+        }
+    return results
 
 
 def numbers_accuracy(classifier: Classifier, sources: Sequence, texts: Sequence[str]) -> dict:
@@ -157,6 +229,71 @@ def real_input_accuracy(
     if numbers:
         results["numbers"] = numbers_accuracy(classifier, *realinputs.numbers_set(min(n, NUMBERS_SIZE)))
     return results
+
+
+def score_baselines(
+    classifier: Classifier, logits: Callable[[np.ndarray], np.ndarray], budget: float | None = None, n: int = 2000
+) -> dict:
+    """A score alone, on the model as it is: maximum softmax probability and energy (logsumexp of the logits),
+    each thresholded to flag `budget` of MNIST's validation digits, then measured on MNIST test (digits
+    flagged) and on the framed evaluation non-digits (non-digits flagged). `logits` maps images to logits."""
+    from .calibration import DIGIT_FLAG_BUDGET
+    from .train import VALIDATION_SIZE, split_train_validation
+
+    budget = DIGIT_FLAG_BUDGET if budget is None else budget
+    train_split, test = data.load_split("train"), data.load_split("test")
+    _, (x_val, _) = split_train_validation(data.to_model_input(train_split.images), train_split.labels, VALIDATION_SIZE, config.SEED)
+    x_test = data.to_model_input(test.images)
+    x_non = nondigits.evaluation_images(n).images
+
+    def scores(images: np.ndarray) -> dict[str, np.ndarray]:
+        z = logits(images).astype(np.float64)
+        top = z.max(1, keepdims=True)
+        energy = (top + np.log(np.exp(z - top).sum(1, keepdims=True)))[:, 0]
+        return {"max_softmax": with_temperature(classifier.probabilities(images), 1.0).max(1), "energy": energy}
+
+    val, on_test, on_non = scores(x_val), scores(x_test), scores(x_non)
+    out = {}
+    for name in ("max_softmax", "energy"):
+        threshold = float(np.quantile(val[name], budget, method="lower"))
+        out[name] = {
+            "digits_flagged_mnist_test": float((on_test[name] < threshold).mean()),
+            "non_digits_flagged": float((on_non[name] < threshold).mean()),
+        }
+    return out
+
+
+def plot_reliability(
+    probabilities: np.ndarray, labels: np.ndarray, temperature: float, path: Path | str | None = None, title: str | None = None
+):
+    """Reliability diagram: accuracy against confidence in bins, before and after the temperature. Saved to `path` when given."""
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True)
+    for ax, (name, probs) in zip(axes, (("before (T = 1)", probabilities), (f"after (T = {temperature:.2f})", with_temperature(probabilities, temperature)))):
+        found = reliability(probs, labels)
+        edges = np.asarray(found.bin_edges)
+        centres, widths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+        accuracy = np.array([a if a is not None else np.nan for a in found.accuracy])
+        ax.bar(centres, accuracy, width=widths, edgecolor="black", color="#6baed6", label="accuracy in bin")
+        ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("Confidence (top probability)", fontsize=10)
+        ax.set_title(f"{name}: ECE {found.expected_calibration_error:.2%}", fontsize=11)
+        ax.tick_params(labelsize=9)
+    axes[0].set_ylabel("Accuracy", fontsize=10)
+    axes[0].legend(loc="upper left", fontsize=9)
+    if title:
+        figure.suptitle(title, fontsize=11)
+    figure.tight_layout()
+    if path is not None:
+        figure.savefig(path, dpi=120)
+    return figure
 
 
 def plot_confusion_matrix(matrix, path: Path | str | None = None, normalize: bool = False, title: str | None = None, ax=None):

@@ -22,6 +22,7 @@ class BaseTraining:
     validation_accuracy: float
     history: dict[str, list[float]]  # Keras' per-epoch history, rounded
     seed: int
+    non_digits: int = 0  # generated non-digits trained on (nondigits.py), besides train_samples digits
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class VersionMetadata:
     keras_version: str
     code_version: str  # git describe of the code that made it
     details: BaseTraining | Finetuning
+    calibration: dict | None = None  # calibration.CalibrationFit.as_json(): temperature, thresholds, validation figures
 
     def as_json(self) -> dict:
         common = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "details"}

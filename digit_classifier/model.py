@@ -87,6 +87,13 @@ class Classifier:
         return np.concatenate(chunks)
 
 
+def logits(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """What the last layer's softmax turns into probabilities (the energy score reads them). Dropout is off at inference."""
+    features = keras.Model(model.input, model.get_layer("dense_relu").output)
+    kernel, bias = model.get_layer("probabilities").get_weights()
+    return features.predict(as_batch(images), batch_size=1024, verbose=0) @ kernel + bias
+
+
 def load_classifier(path: Path | str | None = None, model_dir: Path | str | None = None) -> Classifier:
     """The current model of `model_dir` (default model/), or the model file or version folder `path`.
 

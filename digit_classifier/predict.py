@@ -14,63 +14,9 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from . import config
+from .calibration import NOT_A_DIGIT, OK, STATUSES, UNSURE, Calibration  # noqa: F401 (the statuses, for callers)
 from .inference import Classifier
 from .preprocess import ImageSource, PreparedFile, StepPictures, preprocess_files, preprocess_steps, step_pictures
-
-OK = "ok"
-UNSURE = "unsure"  # two digits are plausible
-NOT_A_DIGIT = config.NOT_A_DIGIT
-STATUSES = (OK, UNSURE, NOT_A_DIGIT)
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """How the model's probabilities become what it says: a temperature, then a status.
-
-    The temperature is fitted on the validation split (train.fit_calibration) so that a digit read with
-    90 % confidence is right about 90 % of the time; it divides the logits, so it never changes which
-    digit is on top. The two thresholds, chosen on validation digits and validation non-digits, split the
-    answers: the top digit alone above `ok_threshold` is ok; else the top two together above
-    `pair_threshold` are a choice between two digits (unsure); else it is not a digit. The model was
-    trained to spread a non-digit's probability evenly over the ten digits, so a non-digit has no
-    strong pair. A version's metadata carries its own under "calibration"; these defaults are for a
-    model that has none (the old 70 % "unsure" line, no temperature).
-    """
-
-    temperature: float = 1.0
-    ok_threshold: float = 0.70
-    pair_threshold: float = 0.70
-
-    @classmethod
-    def of(cls, classifier: Classifier) -> Calibration:
-        found = (getattr(classifier, "metadata", None) or {}).get("calibration")
-        if not isinstance(found, dict):
-            return cls()
-        try:
-            return cls(float(found["temperature"]), float(found["ok_threshold"]), float(found["pair_threshold"]))
-        except (KeyError, TypeError, ValueError):
-            return cls()
-
-    def calibrate(self, probabilities: np.ndarray) -> np.ndarray:
-        """Softmax(logits / T), computed from the probabilities (log p is the logits less a constant per row)."""
-        probabilities = np.asarray(probabilities, dtype=np.float64)
-        if self.temperature == 1.0:
-            return probabilities.astype(np.float32)
-        scaled = np.log(np.clip(probabilities, 1e-30, 1.0)) / self.temperature
-        scaled -= scaled.max(axis=-1, keepdims=True)
-        weights = np.exp(scaled)
-        return (weights / weights.sum(axis=-1, keepdims=True)).astype(np.float32)
-
-    def statuses(self, calibrated: np.ndarray) -> list[str]:
-        """One status per row of calibrated probabilities."""
-        top_two = -np.sort(-np.asarray(calibrated), axis=-1)[..., :2]
-        top_two = top_two.reshape(-1, 2)
-        return [OK if first >= self.ok_threshold else UNSURE if first + second >= self.pair_threshold else NOT_A_DIGIT for first, second in top_two]
-
-    def as_json(self) -> dict:
-        return {"temperature": self.temperature, "ok_threshold": self.ok_threshold, "pair_threshold": self.pair_threshold}
-
 
 @dataclass
 class Prediction:
