@@ -196,9 +196,11 @@ def feedback_controls(screen_input: ScreenInput, reading: Reading, model_version
 def correction_form(screen_input: ScreenInput, prediction: Prediction, model_version: str) -> None:
     key = screen_input.key
     true_label = st.segmented_control("Which digit is it?", CHOICES, format_func=feedback.label_text, key=f"{key}-true")
-    same = true_label == model_answer(prediction)
+    same = nothing_to_correct(prediction, true_label)
     if same:
         st.info(f"{also_said(prediction)} If that is right, press **Correct**; otherwise pick what it really is.")
+    elif true_label == model_answer(prediction):
+        st.caption(f"{also_said(prediction)} Saving it still keeps it as an example of what is not a digit.")
     buttons = st.container(horizontal=True)
     buttons.button(
         "Save correction", key=f"{key}-save", icon=":material/save:",
@@ -242,6 +244,13 @@ def number_correction_form(screen_input: ScreenInput, reading: Reading, model_ve
         buttons.button("Undo save", key=f"{key}-undo", icon=":material/undo:", on_click=_undo, args=(key,))
 
 
+def nothing_to_correct(prediction: Prediction, true_label: int | None) -> bool:
+    """A digit the model read as the person says is not saved (only mistakes are). A picture that is not a digit
+    is saved even when the model said so too: fine-tuning learns from, and measures its not-a-digit rate on, the
+    non-digits people give it, and keeping only those the model missed would make that rate 0 % by construction."""
+    return true_label is not None and true_label != config.NOT_A_DIGIT_LABEL and true_label == model_answer(prediction)
+
+
 def also_said(prediction: Prediction) -> str:
     if prediction.status == NOT_A_DIGIT:
         return "The model also said this is not a digit."
@@ -275,7 +284,7 @@ def _save(screen_input: ScreenInput, prediction: Prediction, model_version: str)
     if true_label is None:
         _notice(key, "warning", "Pick what it really is first.")
         return
-    if true_label == model_answer(prediction):
+    if nothing_to_correct(prediction, true_label):
         _notice(key, "info", f"{also_said(prediction)} Nothing to correct, nothing saved.")
         return
     try:

@@ -190,16 +190,22 @@ def test_wrong_then_not_a_digit_saves_one_item_in_not_a_digit_and_undo_removes_i
     assert any(text.startswith("Undone") for text in texts(app.info))
 
 
-def test_not_a_digit_said_of_what_the_model_flagged_is_not_saved_but_a_digit_is(app, feedback_root, force):
+def test_what_the_model_flagged_can_still_be_saved_as_not_a_digit_or_as_its_digit(app, feedback_root, force):
     force(NOT_A_DIGIT_EVERYTHING)
     upload(app, ("seven.png", digit_png(7, stroke=10)))
     click(app, "Wrong")
     app.segmented_control[0].set_value(config.NOT_A_DIGIT_LABEL).run()
-    assert any(text.startswith("The model also said this is not a digit.") for text in texts(app.info))
-    assert [button.disabled for button in app.button if button.label == "Save correction"] == [True]
+    assert any(text.startswith("The model also said this is not a digit. Saving it still keeps it") for text in texts(app.caption))
+    click(app, "Save correction")
+    files = stored(feedback_root)
+    assert len(files) == 2 and all(file.startswith("not_a_digit/") for file in files)
+    sidecar = json.loads((feedback_root / files[0]).with_suffix(".json").read_text())
+    assert (sidecar["true_label"], sidecar["predicted_label"], sidecar["predicted_status"]) == ("not_a_digit", 7, "not_a_digit")
+    click(app, "Undo save")
     assert stored(feedback_root) == []
 
-    app.segmented_control[0].set_value(7).run()  # the model's closest digit, but it said "not a digit": a correction
+    app.segmented_control[0].set_value(7).run()  # its closest digit, but the model said "not a digit": a correction
+    assert not any(text.startswith("The model also") for text in texts(app.info) + texts(app.caption))
     click(app, "Save correction")
     files = stored(feedback_root)
     assert len(files) == 2 and all(file.startswith("7/") for file in files)
