@@ -1,6 +1,10 @@
 """One reading on screen: the answer (a digit, or a number with a card per digit), confidence, probabilities, what the
 model saw, and feedback (for a number: the person types it; each digit read wrong is saved as its own crop).
 
+What is said follows each digit's status (predict.py): a confident digit is shown as the answer; an unsure one as
+the two digits it hesitates between ("Unsure: 4 or 9?"); one that is not a digit as "This doesn't look like a
+digit", its two closest digits in small print. After *Wrong*, a single digit can be saved as **Not a digit**.
+
 Feedback state lives in st.session_state under keys prefixed by the input's own key, and
 changes only in on_click callbacks, so every button works on the first click.
 """
@@ -13,10 +17,12 @@ import streamlit as st
 
 from app_pages import ui_support
 from digit_classifier import config, feedback
-from digit_classifier.predict import Prediction, Reading
+from digit_classifier.predict import NOT_A_DIGIT, UNSURE, Prediction, Reading
 from digit_classifier.preprocess import PREPROCESSING_VERSION, PreprocessError, StepPictures
 
 DIGITS = list(config.DIGITS)
+CHOICES = list(feedback.LABELS)  # what a single digit can be said to really be: a digit, or not a digit
+NOT_A_DIGIT_MESSAGE = "This doesn't look like a digit"
 
 
 @dataclass(frozen=True)
@@ -48,24 +54,60 @@ def show_result(screen_input: ScreenInput, reading: Reading, model_version: str)
 
 
 def number_summary(reading: Reading) -> None:
-    """A number: the whole of it, then one card per digit with what the model saw and how sure it is."""
-    st.subheader(f"Prediction: {reading.text}", anchor=False)
+    """A number: the whole of it, then one card per digit with what the model saw and its status, then which
+    digits are unsure or not digits."""
+    if all(digit.status == NOT_A_DIGIT for digit in reading.digits):
+        st.subheader(f"None of these {len(reading.digits)} marks looks like a digit", anchor=False)
+    else:
+        st.subheader(f"Prediction: {reading.text}", anchor=False)
     cards = st.container(horizontal=True, gap="small")
     for digit in reading.digits:
-        unsure = "" if digit.is_confident else " · unsure"
-        cards.image(ui_support.enlarge(digit.image, 3), caption=f"{digit.label} · {digit.confidence:.0%}{unsure}", width=84)
-    if not reading.is_confident:
-        st.warning("The model is unsure of the digits marked unsure.")
+        cards.image(ui_support.enlarge(digit.image, 3), caption=card_caption(digit), width=84)
+    doubts = [f"Digit {place + 1}: {doubt(digit)}" for place, digit in enumerate(reading.digits) if not digit.is_confident]
+    if doubts:
+        st.warning("  \n".join(doubts))
+
+
+def card_caption(digit: Prediction) -> str:
+    """A number's digit in a few characters: "7 · 98%", "4 · 55% · or 9?", "not a digit"."""
+    if digit.status == NOT_A_DIGIT:
+        return "not a digit"
+    hesitation = f" · or {digit.runner_up}?" if digit.status == UNSURE else ""
+    return f"{digit.label} · {digit.confidence:.0%}{hesitation}"
+
+
+def doubt(digit: Prediction) -> str:
+    """Why a digit is not confident, in words (its place in the number is said by the caller)."""
+    if digit.status == NOT_A_DIGIT:
+        return f"doesn't look like a digit; closest {closest_two(digit)}"
+    return f"unsure, {digit.label} or {digit.runner_up}?"
+
+
+def closest_two(prediction: Prediction) -> str:
+    """The two most probable digits with their probabilities: "4 (31%), 9 (22%)"."""
+    first, second = prediction.label, prediction.runner_up
+    probabilities = prediction.probabilities
+    return f"{first} ({probabilities[first]:.0%}), {second} ({probabilities[second]:.0%})"
+
+
+def model_answer(prediction: Prediction) -> int:
+    """What the model said a single digit is, as a label: its digit, or config.NOT_A_DIGIT_LABEL."""
+    return config.NOT_A_DIGIT_LABEL if prediction.status == NOT_A_DIGIT else prediction.label
 
 
 def prediction_summary(prediction: Prediction) -> None:
+    if prediction.status == NOT_A_DIGIT:
+        st.subheader(NOT_A_DIGIT_MESSAGE, anchor=False)
+        st.caption(f"Closest digits: {closest_two(prediction)}")
+        return
+    if prediction.status == UNSURE:
+        first, second = prediction.label, prediction.runner_up
+        st.subheader(f"Unsure: {first} or {second}?", anchor=False)
+        probabilities = prediction.probabilities
+        st.markdown(f"Confidence: **{probabilities[first]:.1%}** for {first}, **{probabilities[second]:.1%}** for {second}")
+        return
     st.subheader(f"Prediction: {prediction.label}", anchor=False)
     st.markdown(f"Confidence: **{prediction.confidence:.1%}**")
-    if not prediction.is_confident:
-        st.warning(
-            "The model is unsure: the digit may be unclear, "
-            "or not look like the handwritten digits it learned from."
-        )
 
 
 def prediction_details(prediction: Prediction) -> None:
@@ -153,13 +195,12 @@ def feedback_controls(screen_input: ScreenInput, reading: Reading, model_version
 
 def correction_form(screen_input: ScreenInput, prediction: Prediction, model_version: str) -> None:
     key = screen_input.key
-    true_label = st.segmented_control("Which digit is it?", DIGITS, key=f"{key}-true")
-    same = true_label == prediction.label
+    true_label = st.segmented_control("Which digit is it?", CHOICES, format_func=feedback.label_text, key=f"{key}-true")
+    same = nothing_to_correct(prediction, true_label)
     if same:
-        st.info(
-            f"The model also read {prediction.label}. If that is right, press **Correct**; "
-            "otherwise pick the digit you meant."
-        )
+        st.info(f"{also_said(prediction)} If that is right, press **Correct**; otherwise pick what it really is.")
+    elif true_label == model_answer(prediction):
+        st.caption(f"{also_said(prediction)} Saving it still keeps it as an example of what is not a digit.")
     buttons = st.container(horizontal=True)
     buttons.button(
         "Save correction", key=f"{key}-save", icon=":material/save:",
@@ -203,6 +244,19 @@ def number_correction_form(screen_input: ScreenInput, reading: Reading, model_ve
         buttons.button("Undo save", key=f"{key}-undo", icon=":material/undo:", on_click=_undo, args=(key,))
 
 
+def nothing_to_correct(prediction: Prediction, true_label: int | None) -> bool:
+    """A digit the model read as the person says is not saved (only mistakes are). A picture that is not a digit
+    is saved even when the model said so too: fine-tuning learns from, and measures its not-a-digit rate on, the
+    non-digits people give it, and keeping only those the model missed would make that rate 0 % by construction."""
+    return true_label is not None and true_label != config.NOT_A_DIGIT_LABEL and true_label == model_answer(prediction)
+
+
+def also_said(prediction: Prediction) -> str:
+    if prediction.status == NOT_A_DIGIT:
+        return "The model also said this is not a digit."
+    return f"The model also read {prediction.label}."
+
+
 def found_versus_typed(found: int, typed: int) -> str:
     return f"I found {found} digit{'s' if found != 1 else ''}, you typed {typed}."
 
@@ -228,16 +282,17 @@ def _save(screen_input: ScreenInput, prediction: Prediction, model_version: str)
     key = screen_input.key
     true_label = st.session_state.get(f"{key}-true")
     if true_label is None:
-        _notice(key, "warning", "Pick the digit it really is first.")
+        _notice(key, "warning", "Pick what it really is first.")
         return
-    if true_label == prediction.label:
-        _notice(key, "info", f"The model already said {true_label}: nothing to correct, nothing saved.")
+    if nothing_to_correct(prediction, true_label):
+        _notice(key, "info", f"{also_said(prediction)} Nothing to correct, nothing saved.")
         return
     try:
         result = feedback.save_correction(
             screen_input.data,
             true_label,
             predicted_label=prediction.label,
+            predicted_status=prediction.status,
             confidence=prediction.confidence,
             probabilities=prediction.probabilities,
             source=screen_input.source,
@@ -248,11 +303,12 @@ def _save(screen_input: ScreenInput, prediction: Prediction, model_version: str)
     except (OSError, ValueError, PreprocessError) as error:
         _notice(key, "error", f"Could not save the correction: {error}")
         return
+    saved_as = "not a digit" if not result.item.is_digit else f"a {result.item.label}"
     if result.created:
         st.session_state[f"{key}-saved"] = result
-        _notice(key, "success", f"Saved as a {true_label} in `wrong_predictions/{result.item.id}`.")
+        _notice(key, "success", f"Saved as {saved_as} in `wrong_predictions/{result.item.id}`.")
     else:
-        _notice(key, "info", f"Already saved: this image is already in `wrong_predictions/{true_label}/`.")
+        _notice(key, "info", f"Already saved: this image is already in `wrong_predictions/{feedback.folder_name(result.item.label)}/`.")
 
 
 def _save_number(screen_input: ScreenInput, reading: Reading, model_version: str) -> None:

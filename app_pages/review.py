@@ -1,4 +1,5 @@
-"""Review page: the corrections in wrong_predictions/, with counts, thumbnails, relabel, delete and download."""
+"""Review page: the corrections in wrong_predictions/ (digits and pictures that are not digits), with counts, thumbnails,
+relabel, delete and download."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import streamlit as st
 from app_pages import common, ui_support
 from digit_classifier import config, feedback
 from digit_classifier.feedback import FeedbackItem, UnmatchedItem
+from digit_classifier.predict import NOT_A_DIGIT, UNSURE
 
 COLUMNS = 5
 PAGE_SIZE = 30
@@ -16,8 +18,8 @@ ALL = "All"
 def main() -> None:
     st.title("Review corrections")
     st.caption(
-        f"Stored in `{config.feedback_dir()}`, one folder per true digit. "
-        "Images dropped into a digit's folder by hand are listed too. A digit corrected in a number is a crop of "
+        f"Stored in `{config.feedback_dir()}`, one folder per true digit, and `{feedback.NOT_A_DIGIT_DIR}/` for pictures "
+        "that are not digits. Images dropped into one of these folders by hand are listed too. A digit corrected in a number is a crop of "
         "its picture; the whole picture is shown on demand."
     )
     show_notice()
@@ -46,14 +48,21 @@ def show_notice() -> None:
 
 def label_counts(counts: dict[int, int], total: int) -> None:
     st.subheader(f"{total} image{'s' if total != 1 else ''}", anchor=False)
-    for column, (digit, count) in zip(st.columns(len(counts)), counts.items(), strict=True):
-        column.metric(f"Digit {digit}", count)
+    for column, (label, count) in zip(st.columns(len(counts)), counts.items(), strict=True):
+        column.metric(count_title(label), count)
+
+
+def count_title(label: int) -> str:
+    return f"Digit {label}" if label in config.DIGITS else feedback.label_text(label)
 
 
 def filter_bar(items: list[FeedbackItem]) -> list[FeedbackItem]:
     choice, download = st.columns([3, 1], vertical_alignment="bottom")
     with choice:
-        label = st.segmented_control("Show", [ALL, *config.DIGITS], default=ALL, key="review_filter")
+        label = st.segmented_control(
+            "Show", [ALL, *feedback.LABELS], default=ALL, key="review_filter",
+            format_func=lambda choice: choice if choice == ALL else feedback.label_text(choice),
+        )
     with download:
         st.download_button(
             "Download all (zip)", data=feedback.export_zip, file_name="wrong_predictions.zip",
@@ -92,16 +101,28 @@ def item_card(item: FeedbackItem) -> None:
     if "source_sha256" in item.metadata and st.toggle("Source picture", key=f"source-{item.id}"):
         source_picture(item)
     st.selectbox(
-        "True digit", config.DIGITS, index=item.label, key=f"relabel-{item.id}", on_change=_relabel, args=(item,),
+        "True label", feedback.LABELS, index=feedback.LABELS.index(item.label), format_func=feedback.label_text,
+        key=f"relabel-{item.id}", on_change=_relabel, args=(item,),
     )
     st.button("Delete", key=f"delete-{item.id}", icon=":material/delete:", on_click=_delete, args=(item,))
 
 
 def describe(item: FeedbackItem) -> str:
-    predicted = item.predicted_label
-    guess = f"model said {predicted}" if predicted is not None else "added by hand"
+    truth = f"true {item.label}" if item.is_digit else "not a digit"
     when = f"{item.saved_at:%Y-%m-%d %H:%M} UTC" if item.saved_at is not None else "time unknown"
-    return f"true {item.label} · {guess}{in_number(item.metadata)} · {when}"
+    return f"{truth} · {model_said(item)}{in_number(item.metadata)} · {when}"
+
+
+def model_said(item: FeedbackItem) -> str:
+    """What the model answered, with its status when the sidecar says it."""
+    predicted = item.predicted_label
+    if predicted is None:
+        return "added by hand"
+    if item.predicted_status == NOT_A_DIGIT:
+        return f"model said not a digit (closest {predicted})"
+    if item.predicted_status == UNSURE:
+        return f"model said {predicted}, unsure"
+    return f"model said {predicted}"
 
 
 def in_number(metadata: dict) -> str:

@@ -7,17 +7,21 @@ On-disk format
     <root>/<d>/<sha16>.png     the input image as the person gave it, re-encoded as PNG
                                (reduced to 1024 pixels a side when larger, the size preprocessing works at)
     <root>/<d>/<sha16>.json    its metadata ("sidecar"); optional
+    <root>/not_a_digit/...     the same, for pictures the person says are not a digit (a letter, a sign, a scribble)
 
 * ``<root>`` is ``config.feedback_dir()`` (``wrong_predictions/`` at the repository
   root; the environment variable ``DIGIT_FEEDBACK_DIR`` overrides it).
-* ``<d>`` is the TRUE label, a folder named exactly one digit ``0`` ... ``9``.
+* ``<d>`` is the TRUE label, a folder named exactly one digit ``0`` ... ``9``, or
+  ``not_a_digit`` (``config.NOT_A_DIGIT``). In code the labels are ints: 0-9, and
+  ``config.NOT_A_DIGIT_LABEL`` (10) for ``not_a_digit/``; `folder_name` and `label_text`
+  turn a label into its folder and into words for a person ("Not a digit").
 * ``<sha16>`` is the first 16 hex digits of the SHA-256 of the PNG bytes, so a name
   never collides with another image and the same image saved twice under the same
   label is stored once. The person's own filename never becomes part of a path.
 * Any image dropped into a label folder by hand (``.png .jpg .jpeg .bmp .gif .webp
   .tif .tiff``, any name) counts as an item of that label, with empty metadata.
 * Names starting with ``.`` are temporary or hidden files and are ignored, as are
-  other file types and folders that are not a single digit.
+  other file types and folders that are neither a single digit nor ``not_a_digit``.
 * Every file is written atomically: to a hidden temporary file in the same folder,
   fsync, then ``os.replace`` (a sidecar) or ``os.link`` (an image: the link fails
   when the name exists, so of concurrent saves of one image exactly one creates it).
@@ -36,8 +40,12 @@ is unknown for that item, never an error.
 Metadata keys (JSON object, UTF-8)
 ----------------------------------
 ``format_version``         1
-``true_label``             int 0-9, the folder the image is in
-``predicted_label``        int 0-9, what the model answered
+``true_label``             the folder the image is in: int 0-9, or the string ``"not_a_digit"`` (the folder's
+                           name, as for digits, rather than the 10 training uses: a reader of the JSON needs no
+                           convention, and the file stays right if training ever encodes non-digits otherwise)
+``predicted_label``        int 0-9, the digit the model found most probable
+``predicted_status``       what the model said of it: ``"ok"``, ``"unsure"`` or ``"not_a_digit"`` (predict.py);
+                           absent when not known (sidecars written before the model had a status)
 ``confidence``             float 0-1, the model's probability for ``predicted_label``
 ``probabilities``          list of 10 floats, the model's output for digits 0-9
 ``source``                 ``"draw"`` (the canvas) or ``"upload"``
@@ -60,7 +68,7 @@ A correction of a picture of several digits is saved by `save_number_correction`
     <root>/unmatched/<sha16>.png     the picture when the typed number has another length than what was
                                      read: kept with its sidecar for the Review page, never for training
 
-``sources/`` and ``unmatched/`` are not digit folders: `scan` and fine-tuning never read them. Each of
+``sources/`` and ``unmatched/`` are not label folders: `scan` and fine-tuning never read them. Each of
 these files holds undo tokens like any item, and Undo withdraws every file of one save. Extra sidecar keys:
 
 ``source_sha256``          the full picture's SHA-256 (of ``sources/<sha256>.png``'s bytes)
@@ -100,6 +108,7 @@ from PIL import Image
 from . import config
 from .atomic import atomic_write_at, json_bytes
 from .decode import open_reduced
+from .predict import STATUSES
 from .preprocess import PREPROCESSING_VERSION
 from .timestamps import parse_utc, utc_now
 
@@ -113,17 +122,49 @@ SOURCES_DIR, UNMATCHED_DIR = "sources", "unmatched"  # beside the digit folders;
 _UNSAFE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
 
 
+NOT_A_DIGIT_DIR = config.NOT_A_DIGIT  # the folder of pictures that are not digits
+LABELS = (*config.DIGITS, config.NOT_A_DIGIT_LABEL)  # every label a correction can have, in display order
+
+
 class InvalidLabelError(ValueError):
-    """A label that is not a digit 0-9."""
+    """A label that is neither a digit 0-9 nor "not a digit"."""
 
 
-def validate_label(label) -> int:
+def validate_digit(label) -> int:
     """An int 0-9, or a string that is exactly one digit "0"-"9" -> that int."""
     if isinstance(label, str) and label in LABEL_NAMES:
         return int(label)
     if isinstance(label, numbers.Integral) and not isinstance(label, bool) and label in config.DIGITS:
         return int(label)
     raise InvalidLabelError(f"A label must be a digit from 0 to 9, not {label!r}.")
+
+
+def validate_label(label) -> int:
+    """A correction's true label: a digit as `validate_digit` takes it, or "not_a_digit" / config.NOT_A_DIGIT_LABEL
+    -> config.NOT_A_DIGIT_LABEL."""
+    if label == config.NOT_A_DIGIT and isinstance(label, str):
+        return config.NOT_A_DIGIT_LABEL
+    if isinstance(label, numbers.Integral) and not isinstance(label, bool) and label == config.NOT_A_DIGIT_LABEL:
+        return config.NOT_A_DIGIT_LABEL
+    try:
+        return validate_digit(label)
+    except InvalidLabelError:
+        raise InvalidLabelError(f'A label must be a digit from 0 to 9 or "{config.NOT_A_DIGIT}", not {label!r}.') from None
+
+
+def folder_name(label: int) -> str:
+    """The folder of a (valid) label: "0" ... "9", or "not_a_digit"."""
+    return NOT_A_DIGIT_DIR if label == config.NOT_A_DIGIT_LABEL else str(label)
+
+
+def label_text(label: int) -> str:
+    """A label in words for a person: the digit itself, or "Not a digit"."""
+    return "Not a digit" if label == config.NOT_A_DIGIT_LABEL else str(label)
+
+
+def _stored_true_label(label: int) -> int | str:
+    """A label as a sidecar's true_label: the digit, or "not_a_digit" (see the module docstring)."""
+    return config.NOT_A_DIGIT if label == config.NOT_A_DIGIT_LABEL else label
 
 
 def sanitize_filename(name: str | None) -> str | None:
@@ -176,7 +217,7 @@ class FeedbackItem:
     a field that is missing or invalid is unknown for this item and nothing else."""
 
     path: Path  # the name keeps any undecodable bytes (surrogateescape), so it names the file exactly
-    label: int
+    label: int  # 0-9, or config.NOT_A_DIGIT_LABEL for not_a_digit/
     metadata: dict
     mtime: float | None = field(default=None, compare=False)  # of the image file, when it was listed
 
@@ -187,7 +228,15 @@ class FeedbackItem:
 
     @property
     def id(self) -> str:
-        return f"{self.label}/{self.name}"
+        return f"{folder_name(self.label)}/{self.name}"
+
+    @property
+    def is_digit(self) -> bool:
+        return self.label != config.NOT_A_DIGIT_LABEL
+
+    @property
+    def label_text(self) -> str:
+        return label_text(self.label)
 
     @property
     def saved_at(self) -> datetime | None:
@@ -196,6 +245,10 @@ class FeedbackItem:
     @property
     def predicted_label(self) -> int | None:
         return self.metadata.get("predicted_label")
+
+    @property
+    def predicted_status(self) -> str | None:
+        return self.metadata.get("predicted_status")
 
 
 @dataclass(frozen=True)
@@ -213,8 +266,8 @@ class Listing:
     skipped: list[SkippedEntry]  # links, FIFOs, sockets, devices: never opened, reported once each
 
     def counts(self) -> dict[int, int]:
-        """Number of items per label, all ten labels present."""
-        totals = dict.fromkeys(config.DIGITS, 0)
+        """Number of items per label, every label present: the ten digits, then config.NOT_A_DIGIT_LABEL."""
+        totals = dict.fromkeys(LABELS, 0)
         for item in self.items:
             totals[item.label] += 1
         return totals
@@ -254,12 +307,14 @@ def save_correction(
     confidence: float,
     probabilities,
     source: str,
+    predicted_status: str | None = None,
     original_filename: str | None = None,
     model_version: str | None = None,
     preprocessing_version: str | None = None,
     root: Path | None = None,
 ) -> SaveResult:
-    """Store `image` under its true label with the prediction it corrects. Nothing is written on any error.
+    """Store `image` under its true label (a digit, or "not_a_digit") with the prediction it corrects.
+    Nothing is written on any error.
 
     Of any number of concurrent saves of the same image under the same label, exactly one
     says `created`: the image is created by a hard link, which fails when the name exists.
@@ -270,8 +325,8 @@ def save_correction(
     sha256 = hashlib.sha256(png).hexdigest()
     metadata = {
         "format_version": FORMAT_VERSION,
-        "true_label": label,
-        "predicted_label": validate_label(predicted_label),
+        "true_label": _stored_true_label(label),
+        "predicted_label": validate_digit(predicted_label),
         "confidence": _probability(confidence, "confidence"),
         "probabilities": _probabilities(probabilities),
         "source": _source(source),
@@ -281,7 +336,9 @@ def save_correction(
         "saved_at": utc_now(),
         "sha256": sha256,
     }
-    hold = _store(_root(root), str(label), f"{sha256[:16]}.png", png, metadata)
+    if predicted_status is not None:
+        metadata["predicted_status"] = _status(predicted_status)
+    hold = _store(_root(root), folder_name(label), f"{sha256[:16]}.png", png, metadata)
     with _label_dir(_root(root), label) as folder:
         item = _item_at(folder, _root(root), label, hold.name)
     return SaveResult(item, hold.created, hold.undo_token)
@@ -345,7 +402,7 @@ def undo_save(result: SaveResult) -> bool:
     """Withdraw one save: remove its undo token, and the item only when no other save still holds it;
     -> whether the item was removed. A save that found the image dropped in by hand holds nothing."""
     item = result.item
-    return _withdraw(Hold(item.path.parent.parent, str(item.label), item.path.name, result.created, result.undo_token))
+    return _withdraw(Hold(item.path.parent.parent, folder_name(item.label), item.path.name, result.created, result.undo_token))
 
 
 def _withdraw(hold: Hold) -> bool:
@@ -456,7 +513,7 @@ def save_number_correction(
     typed = parse_number(typed)
     if not digits:
         raise ValueError("No digit was read: there is nothing to correct.")
-    labels = [validate_label(digit.label) for digit in digits]
+    labels = [validate_digit(digit.label) for digit in digits]
     reading = "".join(map(str, labels))
     if typed == reading:
         raise ValueError(f"The model also read {reading}: nothing to correct, nothing saved.")
@@ -595,7 +652,8 @@ def read_source(sha256: str, root: Path | None = None) -> bytes:
 
 
 def scan(root: Path | None = None) -> Listing:
-    """Every image in <root>/0 ... <root>/9, hand-dropped ones included, newest first, and what was skipped.
+    """Every image in <root>/0 ... <root>/9 and <root>/not_a_digit, hand-dropped ones included, newest first,
+    and what was skipped.
 
     Label folders that are links, and entries named like images or sidecars that are links
     or special files, are skipped and reported; they are never opened or followed.
@@ -607,7 +665,8 @@ def scan(root: Path | None = None) -> Listing:
     except (FileNotFoundError, NotADirectoryError):
         return Listing([], [])
     try:
-        for label_name in LABEL_NAMES:
+        for label in LABELS:
+            label_name = folder_name(label)
             try:
                 mode = os.lstat(label_name, dir_fd=root_fd).st_mode
             except FileNotFoundError:
@@ -618,7 +677,7 @@ def scan(root: Path | None = None) -> Listing:
                 continue
             folder = os.open(label_name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=root_fd)
             try:
-                found, refused = _scan_folder(folder, root, int(label_name))
+                found, refused = _scan_folder(folder, root, label)
             finally:
                 os.close(folder)
             items.extend(found)
@@ -645,9 +704,9 @@ def _scan_folder(folder: int, root: Path, label: int) -> tuple[list[FeedbackItem
             if stat.S_ISREG(info.st_mode):
                 regular[entry.name] = info.st_mtime
             elif not stat.S_ISDIR(info.st_mode):
-                skipped.append(SkippedEntry(f"{label}/{display_name(entry.name)}", NOT_REGULAR))
+                skipped.append(SkippedEntry(f"{folder_name(label)}/{display_name(entry.name)}", NOT_REGULAR))
     items = [
-        FeedbackItem(root / str(label) / name, label, _public(_read_sidecar(folder, name)) if _sidecar_name(name) in regular else {}, mtime)
+        FeedbackItem(root / folder_name(label) / name, label, _public(_read_sidecar(folder, name)) if _sidecar_name(name) in regular else {}, mtime)
         for name, mtime in regular.items()
         if _suffix(name) in IMAGE_SUFFIXES
     ]
@@ -655,12 +714,12 @@ def _scan_folder(folder: int, root: Path, label: int) -> tuple[list[FeedbackItem
 
 
 def list_items(root: Path | None = None) -> list[FeedbackItem]:
-    """Every image in <root>/0 ... <root>/9, hand-dropped ones included, newest first."""
+    """Every image in <root>/0 ... <root>/9 and <root>/not_a_digit, hand-dropped ones included, newest first."""
     return scan(root).items
 
 
 def counts(root: Path | None = None) -> dict[int, int]:
-    """Number of items per label, all ten labels present."""
+    """Number of items per label, every label present: the ten digits, then config.NOT_A_DIGIT_LABEL."""
     return scan(root).counts()
 
 
@@ -677,7 +736,8 @@ def delete_item(item: FeedbackItem) -> None:
 
 
 def relabel(item: FeedbackItem, new_label) -> FeedbackItem:
-    """Move the image (and its sidecar, with true_label updated) to the folder of `new_label`."""
+    """Move the image (and its sidecar, with true_label updated) to the folder of `new_label` (a digit or
+    "not_a_digit", as `validate_label` takes it)."""
     label = validate_label(new_label)
     if label == item.label:
         return item
@@ -690,13 +750,13 @@ def relabel(item: FeedbackItem, new_label) -> FeedbackItem:
             existing = None
         if existing is not None:
             if existing != content:
-                raise FileExistsError(f"{label}/{display_name(name)} already exists with different content.")
+                raise FileExistsError(f"{folder_name(label)}/{display_name(name)} already exists with different content.")
             _unlink_quietly(source, name)
             _unlink_quietly(source, _sidecar_name(name))
             return _item_at(target, root, label, name)
         sidecar = _read_sidecar(source, name)
         if sidecar is not None:
-            _write_sidecar(target, name, {**sidecar, "true_label": label})
+            _write_sidecar(target, name, {**sidecar, "true_label": _stored_true_label(label)})
         os.link(name, name, src_dir_fd=source, dst_dir_fd=target, follow_symlinks=False)  # never replaces a file
         _unlink_quietly(source, name)
         _unlink_quietly(source, _sidecar_name(name))
@@ -704,7 +764,8 @@ def relabel(item: FeedbackItem, new_label) -> FeedbackItem:
 
 
 def export_zip(root: Path | None = None) -> bytes:
-    """A zip of <d>/<file> for every image and its sidecar; names that cannot be shown are escaped."""
+    """A zip of <folder>/<file> (a digit or not_a_digit) for every image and its sidecar; names that cannot be
+    shown are escaped."""
     root = _root(root)
     items = sorted(list_items(root), key=lambda item: item.id)
     buffer = io.BytesIO()
@@ -717,7 +778,7 @@ def export_zip(root: Path | None = None) -> bytes:
                             data = _read_at(folder, name, MAX_ITEM_BYTES)
                         except OSError:
                             continue
-                        archive.writestr(f"{label}/{display_name(name)}", data)
+                        archive.writestr(f"{folder_name(label)}/{display_name(name)}", data)
     return buffer.getvalue()
 
 
@@ -730,7 +791,10 @@ def _root(root: Path | None) -> Path:
 
 @contextlib.contextmanager
 def _label_dir(root: Path, label: int | str, create: bool = False) -> Iterator[int]:
-    """An open descriptor of <root>/<label> (a digit, `sources` or `unmatched`); a folder that is a link is refused."""
+    """An open descriptor of the folder of `label` (an int label), or of <root>/<label> (a folder name: a digit,
+    `not_a_digit`, `sources` or `unmatched`); a folder that is a link is refused."""
+    if not isinstance(label, str):
+        label = folder_name(label)
     if create:
         Path(root).mkdir(parents=True, exist_ok=True)
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
@@ -836,7 +900,7 @@ def _item_at(folder: int, root: Path, label: int, name: str) -> FeedbackItem:
         mtime = os.stat(name, dir_fd=folder, follow_symlinks=False).st_mtime
     except FileNotFoundError:
         mtime = None
-    return FeedbackItem(Path(root) / str(label) / name, label, _public(_read_sidecar(folder, name)), mtime)
+    return FeedbackItem(Path(root) / folder_name(label) / name, label, _public(_read_sidecar(folder, name)), mtime)
 
 
 def _suffix(name: str) -> str:
@@ -878,6 +942,10 @@ def _is_label(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value in config.DIGITS
 
 
+def _is_true_label(value) -> bool:
+    return _is_label(value) or (isinstance(value, str) and value == config.NOT_A_DIGIT)
+
+
 def _is_probability(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and 0.0 <= value <= 1.0
 
@@ -888,8 +956,9 @@ def _is_short_text(value) -> bool:
 
 _FIELD_CHECKS = {
     "format_version": lambda value: value == FORMAT_VERSION and not isinstance(value, bool),
-    "true_label": _is_label,
+    "true_label": _is_true_label,
     "predicted_label": _is_label,
+    "predicted_status": lambda value: isinstance(value, str) and value in STATUSES,
     "confidence": _is_probability,
     "probabilities": lambda value: isinstance(value, list) and len(value) == config.NUM_CLASSES and all(map(_is_probability, value)),
     "source": lambda value: isinstance(value, str) and value in SOURCES,
@@ -965,6 +1034,12 @@ def _probabilities(values) -> list[float]:
     if array.size != config.NUM_CLASSES:
         raise ValueError(f"probabilities must be {config.NUM_CLASSES} numbers, not {array.size}.")
     return [_probability(value, "every probability") for value in array.tolist()]
+
+
+def _status(status: str | None) -> str | None:
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"predicted_status must be one of {list(STATUSES)} or None, not {status!r}.")
+    return status
 
 
 def _source(source: str) -> str:

@@ -4,6 +4,7 @@ the review page lists, moves and deletes. (AppTest cannot draw: the canvas is co
 from __future__ import annotations
 
 import io
+import dataclasses
 import json
 import os
 import re
@@ -92,12 +93,149 @@ def test_an_uploaded_notebook_photo_shows_how_it_was_read(app, feedback_root):
     assert captions[-5:] == ["Picture", "Surface found", "Printed lines removed", "Ink", "28×28"]
 
 
-def test_low_confidence_is_said(app, monkeypatch):
-    unsure = predict.Calibration(ok_threshold=1.01, pair_threshold=0.0)  # every answer now counts as unsure
-    monkeypatch.setattr(predict.Calibration, "of", classmethod(lambda cls, classifier: unsure))
+# What the model says: the status of each digit (forced through the calibration: the committed model may be sure
+# of nearly everything) ---------------------------------------------------------------------------------------
+
+NOT_A_DIGIT_MESSAGE = "This doesn't look like a digit"
+UNSURE_EVERYTHING = predict.Calibration(ok_threshold=1.01, pair_threshold=0.0)  # no top digit alone is enough
+NOT_A_DIGIT_EVERYTHING = predict.Calibration(ok_threshold=1.01, pair_threshold=1.01)  # nor any two together
+
+
+@dataclasses.dataclass(frozen=True)
+class FixedStatuses(predict.Calibration):
+    """A calibration that gives the digits of a picture these statuses, left to right."""
+
+    fixed: tuple[str, ...] = ()
+
+    def statuses(self, calibrated):
+        assert len(calibrated) == len(self.fixed)
+        return list(self.fixed)
+
+
+def forget_readings() -> None:
+    """The app caches readings by picture and model, not by calibration: drop them when the calibration is forced."""
+    common.predict.clear()
+    common.predict_upload.clear()
+
+
+@pytest.fixture
+def force(monkeypatch):
+    """force(calibration): the app's readings use `calibration` during this test, and no reading made with it outlives it."""
+
+    def forcing(calibration: predict.Calibration) -> None:
+        monkeypatch.setattr(predict.Calibration, "of", classmethod(lambda cls, classifier: calibration))
+        forget_readings()
+
+    yield forcing
+    forget_readings()
+
+
+def subheaders(app: AppTest) -> list[str]:
+    return texts(app.subheader)
+
+
+def percent(text: str) -> float:
+    return float(text.rstrip("%"))
+
+
+def test_a_confident_digit_is_shown_as_before(app):
     upload(app, ("seven.png", digit_png(7)))
+    assert subheaders(app) == ["Prediction: 7"]
+    assert texts(app.warning) == [] and not any(text.startswith("Closest digits") for text in texts(app.caption))
+
+
+def test_an_unsure_digit_names_the_two_digits_it_hesitates_between(app, force):
+    force(UNSURE_EVERYTHING)
+    upload(app, ("seven.png", digit_png(7, stroke=13)))
+    [heading] = subheaders(app)
+    found = re.fullmatch(r"Unsure: 7 or (\d)\?", heading)
+    assert found and found[1] != "7"
+    [confidence] = [text for text in texts(app.markdown) if text.startswith("Confidence")]
+    shares = re.fullmatch(rf"Confidence: \*\*([\d.]+)%\*\* for 7, \*\*([\d.]+)%\*\* for {found[1]}", confidence)
+    assert shares and percent(shares[1]) >= percent(shares[2])
+    assert predictions(app) == []  # never a bare "Prediction: 7"
+
+
+def test_a_picture_that_is_not_a_digit_is_said_with_the_two_closest_digits(app, force):
+    force(NOT_A_DIGIT_EVERYTHING)
+    upload(app, ("seven.png", digit_png(7, stroke=12)))
+    assert subheaders(app) == [NOT_A_DIGIT_MESSAGE]
+    [closest] = [text for text in texts(app.caption) if text.startswith("Closest digits")]
+    found = re.fullmatch(r"Closest digits: 7 \((\d+)%\), (\d) \((\d+)%\)", closest)
+    assert found and found[2] != "7" and int(found[1]) >= int(found[3])
+    assert not any(text.startswith("Confidence") for text in texts(app.markdown))
+    assert len(app.get("vega_lite_chart")) == 1  # the probabilities are still there to look at
+
+
+def test_wrong_then_not_a_digit_saves_one_item_in_not_a_digit_and_undo_removes_it(app, feedback_root):
+    upload(app, ("not really a seven.png", digit_png(7, stroke=11)))
     assert predictions(app) == ["Prediction: 7"]
-    assert any(text.startswith("The model is unsure") for text in texts(app.warning))
+    click(app, "Wrong")
+    [choice] = app.segmented_control
+    assert choice.label == "Which digit is it?" and choice.options == [*map(str, range(10)), "Not a digit"]
+    choice.set_value(config.NOT_A_DIGIT_LABEL).run()
+    click(app, "Save correction")
+
+    files = stored(feedback_root)
+    assert len(files) == 2 and all(file.startswith("not_a_digit/") for file in files)
+    [image] = [file for file in files if file.endswith(".png")]
+    sidecar = json.loads((feedback_root / image).with_suffix(".json").read_text())
+    assert (sidecar["true_label"], sidecar["predicted_label"], sidecar["predicted_status"]) == ("not_a_digit", 7, "ok")
+    assert sidecar["original_filename"] == "not_really_a_seven.png" and sidecar["source"] == "upload"
+    assert [item.id for item in feedback.list_items()] == [image]
+    assert any(text == f"Saved as not a digit in `wrong_predictions/{image}`." for text in texts(app.success))
+
+    click(app, "Undo save")
+    assert stored(feedback_root) == []
+    assert any(text.startswith("Undone") for text in texts(app.info))
+
+
+def test_what_the_model_flagged_can_still_be_saved_as_not_a_digit_or_as_its_digit(app, feedback_root, force):
+    force(NOT_A_DIGIT_EVERYTHING)
+    upload(app, ("seven.png", digit_png(7, stroke=10)))
+    click(app, "Wrong")
+    app.segmented_control[0].set_value(config.NOT_A_DIGIT_LABEL).run()
+    assert any(text.startswith("The model also said this is not a digit. Saving it still keeps it") for text in texts(app.caption))
+    click(app, "Save correction")
+    files = stored(feedback_root)
+    assert len(files) == 2 and all(file.startswith("not_a_digit/") for file in files)
+    sidecar = json.loads((feedback_root / files[0]).with_suffix(".json").read_text())
+    assert (sidecar["true_label"], sidecar["predicted_label"], sidecar["predicted_status"]) == ("not_a_digit", 7, "not_a_digit")
+    click(app, "Undo save")
+    assert stored(feedback_root) == []
+
+    app.segmented_control[0].set_value(7).run()  # its closest digit, but the model said "not a digit": a correction
+    assert not any(text.startswith("The model also") for text in texts(app.info) + texts(app.caption))
+    click(app, "Save correction")
+    files = stored(feedback_root)
+    assert len(files) == 2 and all(file.startswith("7/") for file in files)
+    sidecar = json.loads((feedback_root / files[0]).with_suffix(".json").read_text())
+    assert (sidecar["true_label"], sidecar["predicted_label"], sidecar["predicted_status"]) == (7, 7, "not_a_digit")
+
+
+def test_a_number_says_the_status_of_each_digit(app, force, number_photo):
+    picture, text = number_photo
+    force(FixedStatuses(fixed=(predict.OK, predict.UNSURE, predict.NOT_A_DIGIT)))
+    upload(app, ("number.png", picture))
+    assert predictions(app) == [f"Prediction: {text}"]
+    cards = [caption for image in app.image for caption in image.captions if "·" in caption or caption == "not a digit"]
+    assert len(cards) == 3
+    assert re.fullmatch(rf"{text[0]} · \d+%", cards[0])
+    unsure = re.fullmatch(rf"{text[1]} · \d+% · or (\d)\?", cards[1])
+    assert unsure and unsure[1] != text[1]
+    assert cards[2] == "not a digit"
+    [warning] = texts(app.warning)
+    lines = warning.split("  \n")
+    assert lines[0] == f"Digit 2: unsure, {text[1]} or {unsure[1]}?"
+    assert re.fullmatch(rf"Digit 3: doesn't look like a digit; closest {text[2]} \(\d+%\), \d \(\d+%\)", lines[1])
+    assert len(lines) == 2
+
+
+def test_a_number_of_which_nothing_is_a_digit_says_so(app, force, number_photo):
+    force(NOT_A_DIGIT_EVERYTHING)
+    upload(app, ("number.png", number_photo[0]))
+    assert subheaders(app) == ["None of these 3 marks looks like a digit"]
+    assert len(texts(app.warning)[0].split("  \n")) == 3
 
 
 def test_every_bad_file_gets_its_own_clear_message_and_nothing_is_written(app, feedback_root):
@@ -190,7 +328,7 @@ def test_review_page_counts_lists_moves_and_deletes(trained_model, feedback_root
     assert not app.exception, app.exception
 
     counts = {metric.label: metric.value for metric in app.metric}
-    assert counts == {f"Digit {d}": "1" if d in (1, 4) else "0" for d in range(10)}
+    assert counts == {**{f"Digit {d}": "1" if d in (1, 4) else "0" for d in range(10)}, "Not a digit": "0"}
     captions = texts(app.caption)
     assert any(text.startswith("true 1 · model said 7 · ") and text.endswith(" UTC") for text in captions)
     assert any(text.startswith("true 4 · added by hand · ") for text in captions)
@@ -205,6 +343,44 @@ def test_review_page_counts_lists_moves_and_deletes(trained_model, feedback_root
     app.button(key="delete-4/dropped by hand.png").click().run()
     assert stored(feedback_root) == sorted([f"3/{saved.path.name}", f"3/{saved.path.with_suffix('.json').name}"])
     assert {metric.label: metric.value for metric in app.metric}["Digit 3"] == "1"
+
+
+def test_review_lists_not_a_digit_on_its_own_and_moves_it_to_a_digit_and_back(trained_model, feedback_root):
+    flagged = feedback.save_correction(
+        digit_png(7), "not_a_digit", predicted_label=4, predicted_status="not_a_digit", confidence=0.31,
+        probabilities=[0.05, 0.04, 0.05, 0.05, 0.31, 0.05, 0.1, 0.05, 0.08, 0.22], source="draw",
+    ).item
+    digit = feedback.save_correction(
+        digit_png(4), 1, predicted_label=4, confidence=0.9, probabilities=[0.01] * 4 + [0.91] + [0.01] * 5, source="upload",
+    ).item
+    app = start_app()
+    app.switch_page(REVIEW_PAGE).run()
+    assert not app.exception, app.exception
+
+    counts = {metric.label: metric.value for metric in app.metric}
+    assert (counts["Not a digit"], counts["Digit 1"], sum(map(int, counts.values()))) == ("1", "1", 2)
+    assert any(text.startswith("not a digit · model said not a digit (closest 4) · ") for text in texts(app.caption))
+    [show] = app.segmented_control
+    assert show.options[-1] == "Not a digit"
+    show.set_value(config.NOT_A_DIGIT_LABEL).run()
+    assert [box.key for box in app.selectbox] == [f"relabel-{flagged.id}"]  # only the picture that is not a digit
+    assert app.selectbox[0].value == config.NOT_A_DIGIT_LABEL and app.selectbox[0].options[-1] == "Not a digit"
+
+    app.selectbox(key=f"relabel-{flagged.id}").set_value(4).run()
+    assert not app.exception, app.exception
+    as_four = feedback_root / "4" / flagged.path.name
+    assert as_four.is_file() and not flagged.path.exists()
+    assert json.loads(as_four.with_suffix(".json").read_text())["true_label"] == 4
+    assert any(text == f"Moved `{flagged.id}` to `4/{flagged.path.name}`." for text in texts(app.success))
+    assert {metric.label: metric.value for metric in app.metric}["Not a digit"] == "0"
+
+    app.segmented_control[0].set_value(4).run()
+    app.selectbox(key=f"relabel-4/{flagged.path.name}").set_value(config.NOT_A_DIGIT_LABEL).run()
+    assert not app.exception, app.exception
+    assert flagged.path.is_file() and not as_four.exists()
+    assert json.loads(flagged.path.with_suffix(".json").read_text())["true_label"] == "not_a_digit"
+    assert [item.id for item in feedback.list_items() if not item.is_digit] == [flagged.id]
+    assert digit.path.is_file()
 
 
 def test_a_promoted_version_is_used_without_restart(trained_model, feedback_root, tmp_path, monkeypatch):
@@ -342,7 +518,7 @@ def test_an_uploaded_number_shows_the_whole_number_and_one_card_per_digit(app, n
     picture, text = number_photo
     upload(app, ("number.png", picture))
     assert predictions(app) == [f"Prediction: {text}"]
-    cards = [caption for image in app.image for caption in image.captions if re.fullmatch(r"\d · \d+%( · unsure)?", caption)]
+    cards = [caption for image in app.image for caption in image.captions if re.fullmatch(r"\d · \d+%( · or \d\?)?", caption)]
     assert [card.split(" · ")[0] for card in cards] == list(text)
     assert [expander.label for expander in app.expander][:1] == ["Probabilities of each digit"]
     [chart] = app.get("vega_lite_chart")  # one chart for all the digits, a row each

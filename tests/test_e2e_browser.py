@@ -39,7 +39,9 @@ pytestmark = [
 
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 PREDICTION_TIMEOUT = 20_000  # ms; a stroke normally takes well under a second on two cores
-ANY_PREDICTION = re.compile(r"^Prediction: \d+$")
+NOT_A_DIGIT_MESSAGE = "This doesn't look like a digit"
+# Any answer the app gives a drawing: a digit or number, two digits it hesitates between, or not a digit at all.
+ANY_PREDICTION = re.compile(rf"^(Prediction: \d+|Unsure: \d or \d\?|{NOT_A_DIGIT_MESSAGE}|None of these \d+ marks looks like a digit)$")
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +198,27 @@ def test_marking_a_drawing_wrong_saves_it_under_the_true_label(page, server):
     page.get_by_role("button", name="Undo save").click()
     expect(page.get_by_text("Undone")).to_be_visible(timeout=PREDICTION_TIMEOUT)
     assert list((store / "1").glob("*")) == []
+
+
+BIG_X = [[(170, 25), (390, 255)], [(390, 25), (170, 255)]]  # two crossing strokes, most of the canvas' height
+
+
+def test_a_drawn_x_is_not_a_digit_and_is_saved_as_not_a_digit(page, server):
+    store: Path = server[1]
+    draw(page, BIG_X)
+    expect(page.get_by_text(NOT_A_DIGIT_MESSAGE, exact=True)).to_be_visible(timeout=PREDICTION_TIMEOUT)
+    expect(page.get_by_text(re.compile(r"^Closest digits: \d \(\d+%\), \d \(\d+%\)$"))).to_be_visible()
+    screenshot(page, "draw-x.png")
+
+    page.get_by_role("button", name="Wrong").click()
+    page.get_by_role("radiogroup", name="Which digit is it?").get_by_role("radio", name="Not a digit", exact=True).click()
+    page.get_by_role("button", name="Save correction").click()
+    expect(page.get_by_text("Saved as not a digit")).to_be_visible(timeout=PREDICTION_TIMEOUT)
+
+    [image] = (store / "not_a_digit").glob("*.png")
+    assert {path.name for path in (store / "not_a_digit").iterdir()} == {image.name, image.with_suffix(".json").name}
+    metadata = json.loads(image.with_suffix(".json").read_text())
+    assert (metadata["true_label"], metadata["predicted_status"], metadata["source"]) == ("not_a_digit", "not_a_digit", "draw")
 
 
 def upload(page, name: str, data: bytes, mime: str) -> None:

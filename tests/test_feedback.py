@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digit_classifier import feedback
+from digit_classifier import config, feedback
 from digit_classifier.feedback import InvalidLabelError
 from digit_classifier.decode import WORK_MAX_SIDE
 from digit_classifier.preprocess import PREPROCESSING_VERSION, UnreadableImageError, preprocess
@@ -26,7 +26,10 @@ METADATA_KEYS = {
     "format_version", "true_label", "predicted_label", "confidence", "probabilities", "source",
     "original_filename", "model_version", "preprocessing_version", "saved_at", "sha256",
 }
-BAD_LABELS = ["../3", "3/", "10", -1, True, 3.5, None, "7/../x", "", " 3", "03", "\u0663", 10]
+BAD_LABELS = [
+    "../3", "3/", "10", -1, True, 3.5, None, "7/../x", "", " 3", "03", "\u0663", 11, 10.0,
+    "Not a digit", "NOT_A_DIGIT", "not_a_digit/", "../not_a_digit", b"not_a_digit",
+]
 
 
 def digit_image(seed: int, channels: int = 4) -> np.ndarray:
@@ -197,9 +200,21 @@ def test_bad_label_is_rejected_and_nothing_written(tmp_path, label):
     assert all_files(tmp_path) == set()
 
 
-@pytest.mark.parametrize("label, expected", [(0, 0), (9, 9), ("0", 0), ("9", 9), (np.int64(5), 5)])
+@pytest.mark.parametrize(
+    "label, expected",
+    [(0, 0), (9, 9), ("0", 0), ("9", 9), (np.int64(5), 5), ("not_a_digit", 10), (10, 10), (np.int64(10), 10)],
+)
 def test_valid_labels(label, expected):
     assert feedback.validate_label(label) == expected
+
+
+@pytest.mark.parametrize("label", ["not_a_digit", 10])
+def test_not_a_digit_is_refused_where_only_a_digit_makes_sense(tmp_path, label):
+    with pytest.raises(InvalidLabelError):
+        feedback.validate_digit(label)
+    with pytest.raises(InvalidLabelError):  # what the model answered is always one of its ten digits
+        save(digit_image(0), 3, tmp_path, predicted_label=label)
+    assert all_files(tmp_path) == set()
 
 
 @pytest.mark.parametrize(
@@ -354,11 +369,12 @@ def test_undo_removes_only_what_the_save_created(tmp_path):
     assert feedback.list_items(tmp_path) == []
 
 
-def test_counts_has_all_ten_labels(tmp_path):
-    assert feedback.counts(tmp_path / "missing") == dict.fromkeys(range(10), 0)
-    for seed, label in enumerate([0, 0, 9]):
+def test_counts_has_the_ten_digits_then_not_a_digit(tmp_path):
+    assert feedback.counts(tmp_path / "missing") == dict.fromkeys(range(11), 0)
+    assert list(feedback.counts(tmp_path / "missing")) == [*range(10), config.NOT_A_DIGIT_LABEL]
+    for seed, label in enumerate([0, 0, 9, "not_a_digit", 10]):
         save(digit_image(seed), label, tmp_path)
-    assert feedback.counts(tmp_path) == {**dict.fromkeys(range(10), 0), 0: 2, 9: 1}
+    assert feedback.counts(tmp_path) == {**dict.fromkeys(range(11), 0), 0: 2, 9: 1, 10: 2}
 
 
 def test_export_zip_holds_every_image_and_sidecar(tmp_path):
@@ -383,6 +399,113 @@ def test_default_root_comes_from_the_environment(tmp_path, monkeypatch):
         digit_image(1), 6, predicted_label=0, confidence=0.5, probabilities=probabilities_for(0), source="draw"
     )
     assert result.item.path.parent == tmp_path / "6"
+
+
+# Not a digit -------------------------------------------------------------------------------
+
+
+def save_not_a_digit(seed: int, root: Path, **overrides) -> feedback.SaveResult:
+    return save(digit_image(seed), "not_a_digit", root, predicted_label=4, predicted_status="not_a_digit", **overrides)
+
+
+def test_a_picture_that_is_not_a_digit_is_stored_in_its_own_folder_with_its_sidecar(tmp_path):
+    result = save_not_a_digit(1, tmp_path, confidence=0.31, probabilities=[0.05, 0.04, 0.05, 0.05, 0.31, 0.05, 0.1, 0.05, 0.08, 0.22])
+
+    item = result.item
+    assert result.created and item.label == config.NOT_A_DIGIT_LABEL and not item.is_digit
+    assert item.path.parent == tmp_path / "not_a_digit" and item.id == f"not_a_digit/{item.path.name}"
+    assert item.label_text == feedback.label_text(10) == "Not a digit"
+    on_disk = sidecar(item)
+    assert on_disk["true_label"] == "not_a_digit"  # the folder's name, as a digit's true_label is its folder's
+    assert (on_disk["predicted_label"], on_disk["predicted_status"], on_disk["confidence"]) == (4, "not_a_digit", 0.31)
+    assert set(on_disk) == METADATA_KEYS | {"predicted_status", "undo_tokens"}
+    assert feedback.scan(tmp_path).items == [item] and item.metadata == {k: v for k, v in on_disk.items() if k != "undo_tokens"}
+    assert all_files(tmp_path) == {"not_a_digit", f"not_a_digit/{item.path.name}", f"not_a_digit/{item.path.stem}.json"}
+
+
+def test_undo_of_a_not_a_digit_save_removes_it(tmp_path):
+    kept = save_not_a_digit(1, tmp_path)
+    withdrawn = save_not_a_digit(2, tmp_path)
+    assert feedback.undo_save(withdrawn) is True
+    assert feedback.list_items(tmp_path) == [kept.item]
+
+
+@pytest.mark.parametrize("status", ["maybe", "", "OK", 1])
+def test_an_unknown_predicted_status_is_rejected_and_nothing_written(tmp_path, status):
+    with pytest.raises(ValueError, match="predicted_status"):
+        save(digit_image(0), "not_a_digit", tmp_path, predicted_status=status)
+    assert all_files(tmp_path) == set()
+
+
+def test_a_picture_dropped_into_not_a_digit_by_hand_counts_and_other_folders_do_not(tmp_path):
+    (tmp_path / "not_a_digit").mkdir()
+    (tmp_path / "not_a_digit" / "scribble.jpg").write_bytes(jpeg_bytes())
+    for other in ("10", "Not_a_digit", "not_a_digit_old"):
+        (tmp_path / other).mkdir()
+        (tmp_path / other / "scribble.jpg").write_bytes(jpeg_bytes())
+
+    [item] = feedback.list_items(tmp_path)
+    assert (item.id, item.label, item.metadata) == ("not_a_digit/scribble.jpg", 10, {})
+    assert feedback.counts(tmp_path)[config.NOT_A_DIGIT_LABEL] == 1
+
+
+def test_relabel_moves_a_not_a_digit_to_a_digit_and_back_keeping_its_undo(tmp_path):
+    saved = save_not_a_digit(1, tmp_path)
+
+    as_four = feedback.relabel(saved.item, 4)
+    assert as_four.path == tmp_path / "4" / saved.item.path.name and not saved.item.path.exists()
+    assert sidecar(as_four)["true_label"] == 4 and as_four.metadata == {**saved.item.metadata, "true_label": 4}
+    assert feedback.counts(tmp_path)[4] == 1 and feedback.counts(tmp_path)[10] == 0
+
+    back = feedback.relabel(as_four, "not_a_digit")
+    assert back.path == saved.item.path and not as_four.path.exists() and not as_four.path.with_suffix(".json").exists()
+    assert sidecar(back)["true_label"] == "not_a_digit" and back.metadata == saved.item.metadata
+    assert feedback.list_items(tmp_path) == [back]
+    assert feedback.undo_save(saved) is True  # the save's token travelled with the item
+    assert feedback.list_items(tmp_path) == []
+
+
+def test_relabel_of_a_digit_to_not_a_digit_and_delete(tmp_path):
+    item = save(digit_image(1), 3, tmp_path).item
+    moved = feedback.relabel(item, config.NOT_A_DIGIT_LABEL)
+    assert moved.id == f"not_a_digit/{item.path.name}" and sidecar(moved)["true_label"] == "not_a_digit"
+    feedback.delete_item(moved)
+    assert feedback.list_items(tmp_path) == [] and list((tmp_path / "not_a_digit").iterdir()) == []
+
+
+def test_export_zip_holds_the_not_a_digit_folder(tmp_path):
+    digit = save(digit_image(1), 3, tmp_path).item
+    other = save_not_a_digit(2, tmp_path).item
+    with zipfile.ZipFile(io.BytesIO(feedback.export_zip(tmp_path))) as archive:
+        names = set(archive.namelist())
+        assert names == {digit.id, f"3/{digit.path.stem}.json", other.id, f"not_a_digit/{other.path.stem}.json"}
+        assert json.loads(archive.read(f"not_a_digit/{other.path.stem}.json"))["true_label"] == "not_a_digit"
+        assert archive.read(other.id) == other.path.read_bytes()
+
+
+def test_a_not_a_digit_folder_that_is_a_link_is_refused(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim.png").write_bytes(jpeg_bytes())
+    root = tmp_path / "store"
+    root.mkdir()
+    (root / "not_a_digit").symlink_to(outside, target_is_directory=True)
+
+    listing = feedback.scan(root)
+    assert listing.items == [] and [str(entry) for entry in listing.skipped] == ["not_a_digit: skipped: a label folder must not be a link"]
+    with pytest.raises(feedback.StoreError):
+        save_not_a_digit(1, root)
+    with pytest.raises(feedback.StoreError):
+        feedback.relabel(save(digit_image(1), 3, root).item, "not_a_digit")
+    assert [path.name for path in outside.iterdir()] == ["victim.png"]
+
+
+@pytest.mark.parametrize("value", ["Not a digit", 10, "10", None])
+def test_a_sidecar_true_label_that_names_no_folder_is_unknown(tmp_path, value):
+    item = save_not_a_digit(1, tmp_path).item
+    item.path.with_suffix(".json").write_text(json.dumps({**sidecar(item), "true_label": value}))
+    [listed] = feedback.list_items(tmp_path)
+    assert listed.label == 10 and "true_label" not in listed.metadata and listed.metadata["predicted_status"] == "not_a_digit"
 
 
 # Concurrency -----------------------------------------------------------------------------

@@ -49,7 +49,7 @@ def app_labels() -> list[str]:
 def test_the_labels_are_found():
     labels = app_labels()
     # One of each kind, so a change in how the app is written cannot make this test check nothing.
-    for expected in ("Classify", "Review corrections", "Draw", "Upload", "Wrong", "Download all (zip)", "True digit"):
+    for expected in ("Classify", "Review corrections", "Draw", "Upload", "Wrong", "Download all (zip)", "True label"):
         assert expected in labels
 
 
