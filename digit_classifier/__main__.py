@@ -261,6 +261,9 @@ def report_lines(result) -> list[str]:
             (f"feedback hold-out ({before.feedback_holdout_samples})", before.feedback_holdout_accuracy, after.feedback_holdout_accuracy),
             (f"feedback training part ({before.feedback_train_samples})", before.feedback_train_accuracy, after.feedback_train_accuracy),
         )
+        if before.feedback_holdout_non_digits:
+            rows += ((f"hold-out non-digits flagged ({before.feedback_holdout_non_digits})",
+                      before.feedback_holdout_not_a_digit_rate, after.feedback_holdout_not_a_digit_rate),)
         lines.append(f"{'':32}  {'before':28}  after")
         lines.append(f"{'model':32}  {before.model_version:28}  {after.model_version}")
         lines.extend(f"{label:32}  {_percent(was):28}  {_percent(now)}" for label, was, now in rows)

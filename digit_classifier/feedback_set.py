@@ -1,7 +1,8 @@
 """The corrections in wrong_predictions/ as a labelled, preprocessed set: retrieve them, split off a hold-out.
 
-1. retrieve: every image in ``wrong_predictions/<d>/`` is a sample of digit d,
-   saved by the app or dropped in by hand. Unusable files, links and special files
+1. retrieve: every image in ``wrong_predictions/<d>/`` is a sample of digit d, and
+   every image in ``wrong_predictions/not_a_digit/`` a sample of label
+   ``config.NOT_A_DIGIT_LABEL`` (trained towards equal probabilities), saved by the app or dropped in by hand. Unusable files, links and special files
    are skipped and listed; the same content twice counts once; nothing in the
    folder is ever changed;
 2. split: about 20 % of each label, chosen by content hash (so an image never
@@ -61,7 +62,8 @@ class Feedback:
         return hashlib.sha256("\n".join(pairs).encode()).hexdigest()
 
     def per_label(self) -> dict[str, int]:
-        return {str(digit): sum(s.label == digit for s in self.samples) for digit in config.DIGITS}
+        """Samples per folder name: "0" ... "9" and "not_a_digit"."""
+        return {feedback.folder_name(label): sum(s.label == label for s in self.samples) for label in feedback.LABELS}
 
     def per_source(self) -> dict[str, int]:
         sources = sorted({s.source for s in self.samples})
@@ -78,7 +80,7 @@ class Feedback:
 
 
 def load_feedback(root: Path | None = None) -> Feedback:
-    """Every image in <root>/0 ... <root>/9 as a labelled, preprocessed sample. Reads only.
+    """Every image in <root>/0 ... <root>/9 and <root>/not_a_digit as a labelled, preprocessed sample. Reads only.
 
     Files are read through the store (never through a link) and preprocessed from those
     bytes, so nothing outside the store is read even if a file is swapped meanwhile.
@@ -126,7 +128,7 @@ def hash_fraction(sha256: str) -> float:
 
 def split_holdout(samples: list[FeedbackSample]) -> tuple[list[FeedbackSample], list[FeedbackSample]]:
     """-> (training part, hold-out part); the hold-out is empty when it would be too small to measure."""
-    sizes = {label: sum(s.label == label for s in samples) for label in config.DIGITS}
+    sizes = {label: sum(s.label == label for s in samples) for label in feedback.LABELS}
     held = [s for s in samples if sizes[s.label] >= MIN_LABEL_FOR_HOLDOUT and hash_fraction(s.sha256) < HOLDOUT_SHARE]
     if len(held) < MIN_HOLDOUT or len(held) == len(samples):
         return list(samples), []

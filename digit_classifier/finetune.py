@@ -7,9 +7,13 @@ The loop, in the order it runs:
 3. train: from the BASE model (kind "base"), never from an earlier fine-tune, so
    the result does not depend on how often this ran. The feedback goes through
    `preprocess()`, is oversampled and augmented, and every batch also replays
-   MNIST training digits; low learning rate, few epochs, BatchNorm frozen;
+   MNIST training digits and generated non-digits, as the base model was trained;
+   low learning rate, few epochs, BatchNorm frozen; corrections in not_a_digit/
+   are non-digits like the generated ones. The fine-tuned model's calibration
+   (temperature, status thresholds) is fitted again on the validation split;
 4. evaluate the current model (before) and the fine-tuned one (after) on the
-   MNIST test set, the feedback hold-out and the feedback training part;
+   MNIST test set, the feedback hold-out and the feedback training part (the
+   accuracy of their digits, and the share of their non-digits flagged);
 5. save the result as the version folder ``model/versions/<version>/`` and make
    it current only when MNIST test accuracy drops by at most MAX_MNIST_DROP_PP and
    hold-out accuracy does not drop.
@@ -30,14 +34,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config, data
+from . import config, data, feedback, nondigits
+from .calibration import Calibration, CalibrationFit
 from .feedback_set import FeedbackSummary, as_arrays, load_feedback, split_holdout, summarize_feedback
 from .metadata import FinetuneSettings, Finetuning, VersionMetadata
 from .model import Classifier, load_classifier, save_version
 from .preprocess import PREPROCESSING_VERSION
 from .quiet_tensorflow import keras, tf
 from .timestamps import format_utc
-from .train import augment, code_version, without_autotuner
+from .train import NON_DIGIT_SHARE, augment, calibrate, code_version, mnist_validation, soft_targets, without_autotuner
 from .versions import Version, find_base, new_version_name, promote_version
 
 MAX_MNIST_DROP_PP = 0.2  # promotion: MNIST test accuracy may fall by at most this many percentage points ...
@@ -49,7 +54,8 @@ MIN_HOLDOUT_GAIN_PP = 0.0  # ... and feedback hold-out accuracy must rise by at 
 EPOCHS = 3
 LEARNING_RATE = 2e-4  # a fifteenth of the base training's peak, decayed to zero
 BATCH_SIZE = 128
-FEEDBACK_PER_BATCH = 8  # the other 120 images of each batch are replayed MNIST training digits
+FEEDBACK_PER_BATCH = 8  # the other 120 images of each batch are replayed: MNIST training digits and generated non-digits
+REPLAY_NON_DIGITS = 1_500  # generated non-digits to replay from (the base model's training stream), about 6 s to draw
 MIN_STEPS_PER_EPOCH = 60  # a small store is cycled through (oversampled) this many batches per epoch
 MAX_STEPS_PER_EPOCH = 150  # a large one is sampled: cost stays bounded (about 0.12 s a step on 2 cores)
 
@@ -68,36 +74,40 @@ def _set_batch_norm_trainable(model: keras.Model, trainable: bool) -> None:
 
 
 def replay_label_shares(y_feedback: np.ndarray) -> np.ndarray:
-    """Label shares for the replayed digits that make each whole batch uniform over the ten digits.
+    """Shares of the eleven labels (ten digits, then not-a-digit) for the replayed images, so that each
+    whole batch holds digits and non-digits as the base model's training did, the digits uniform.
 
     Feedback holds mistakes, so its labels are skewed towards the digits the model
     misreads; with uniform replay it would learn to answer those digits more often everywhere.
     """
-    per_batch = BATCH_SIZE / config.NUM_CLASSES
-    feedback_counts = FEEDBACK_PER_BATCH * np.bincount(y_feedback, minlength=config.NUM_CLASSES) / len(y_feedback)
-    wanted = np.maximum(per_batch - feedback_counts, 0.0)
+    labels = config.NUM_CLASSES + 1
+    wanted_per_batch = np.append(np.full(config.NUM_CLASSES, BATCH_SIZE * (1 - NON_DIGIT_SHARE) / config.NUM_CLASSES), BATCH_SIZE * NON_DIGIT_SHARE)
+    feedback_counts = FEEDBACK_PER_BATCH * np.bincount(y_feedback, minlength=labels)[:labels] / len(y_feedback)
+    wanted = np.maximum(wanted_per_batch - feedback_counts, 0.0)
     return wanted / wanted.sum()
 
 
 def mixed_batches(x_feedback: np.ndarray, y_feedback: np.ndarray, steps: int, seed: int) -> tf.data.Dataset:
-    """`steps` augmented batches: FEEDBACK_PER_BATCH feedback images (cycled in shuffled order), the rest MNIST replay."""
+    """`steps` augmented batches: FEEDBACK_PER_BATCH feedback images (cycled in shuffled order), the rest replay."""
     replay = data.load_split("train")
-    pool_x = np.concatenate([x_feedback, data.to_model_input(replay.images)])
-    pool_y = np.concatenate([y_feedback, replay.labels.astype(np.int32)])
+    replay_non_digits = nondigits.training_images(REPLAY_NON_DIGITS, seed).images[..., None]
+    pool_x = np.concatenate([x_feedback, data.to_model_input(replay.images), replay_non_digits])
+    pool_y = np.concatenate([y_feedback, replay.labels.astype(np.int32), np.full(len(replay_non_digits), config.NOT_A_DIGIT_LABEL, np.int32)])
     rng = np.random.default_rng(seed)
     rounds = math.ceil(steps * FEEDBACK_PER_BATCH / len(x_feedback))
     feedback_order = np.concatenate([rng.permutation(len(x_feedback)) for _ in range(rounds)])
     feedback_part = feedback_order[: steps * FEEDBACK_PER_BATCH].reshape(steps, FEEDBACK_PER_BATCH)
-    replay_labels = rng.choice(config.NUM_CLASSES, size=(steps, BATCH_SIZE - FEEDBACK_PER_BATCH), p=replay_label_shares(y_feedback))
+    replay_labels = rng.choice(config.NUM_CLASSES + 1, size=(steps, BATCH_SIZE - FEEDBACK_PER_BATCH), p=replay_label_shares(y_feedback))
     replay_part = np.empty_like(replay_labels)
-    for digit in config.DIGITS:
-        chosen = replay_labels == digit
-        replay_part[chosen] = len(x_feedback) + rng.choice(np.flatnonzero(replay.labels == digit), size=chosen.sum())
+    replay_pool_labels = pool_y[len(x_feedback) :]
+    for label in feedback.LABELS:
+        chosen = replay_labels == label
+        replay_part[chosen] = len(x_feedback) + rng.choice(np.flatnonzero(replay_pool_labels == label), size=chosen.sum())
     indices = np.concatenate([feedback_part, replay_part], axis=1).astype(np.int32)
-    images, labels = tf.constant(pool_x), tf.constant(pool_y)
+    images, targets = tf.constant(pool_x), tf.constant(soft_targets(pool_y))
     return without_autotuner(
         tf.data.Dataset.from_tensor_slices(indices)
-        .map(lambda batch: (augment(tf.gather(images, batch)), tf.gather(labels, batch)))
+        .map(lambda batch: (augment(tf.gather(images, batch)), tf.gather(targets, batch)))
         .prefetch(tf.data.AUTOTUNE)
     )
 
@@ -110,7 +120,7 @@ def train_on_feedback(
     steps = steps or steps_per_epoch(len(x))
     _set_batch_norm_trainable(model, False)
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=epochs * steps)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy")
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="categorical_crossentropy")
     model.fit(mixed_batches(x, y, epochs * steps, seed), epochs=epochs, steps_per_epoch=steps, shuffle=False, verbose=verbose)
     _set_batch_norm_trainable(model, True)
     return FinetuneSettings(epochs, steps, BATCH_SIZE, FEEDBACK_PER_BATCH, LEARNING_RATE, "frozen (inference mode)", seed)
@@ -130,7 +140,8 @@ class EvaluationSets:
 
 @dataclass(frozen=True)
 class Measurement:
-    """One model on the three sets: accuracy (None for an empty set) and size of each."""
+    """One model on the three sets: accuracy on the digits (None for none) and size of each set; for the
+    feedback sets also the share of their non-digits (not_a_digit/) the model flags, and how many there are."""
 
     model_version: str
     mnist_test_accuracy: float
@@ -139,16 +150,31 @@ class Measurement:
     feedback_holdout_samples: int
     feedback_train_accuracy: float | None
     feedback_train_samples: int
+    feedback_holdout_not_a_digit_rate: float | None = None
+    feedback_holdout_non_digits: int = 0
+    feedback_train_not_a_digit_rate: float | None = None
+    feedback_train_non_digits: int = 0
 
 
-def _accuracy(classifier: Classifier, x: np.ndarray, y: np.ndarray) -> float | None:
-    return float(np.mean(classifier.probabilities(x).argmax(1) == y)) if len(y) else None
+def _scores(classifier: Classifier, x: np.ndarray, y: np.ndarray) -> tuple[float | None, float | None, int]:
+    """(accuracy on the digits, share of the non-digits flagged, number of non-digits)."""
+    calibration = Calibration.of(classifier)
+    calibrated = calibration.calibrate(classifier.probabilities(x)) if len(y) else np.zeros((0, config.NUM_CLASSES))
+    is_digit = y != config.NOT_A_DIGIT_LABEL
+    accuracy = float(np.mean(calibrated[is_digit].argmax(1) == y[is_digit])) if is_digit.any() else None
+    flagged = float(np.mean(calibration.flagged(calibrated[~is_digit]))) if (~is_digit).any() else None
+    return accuracy, flagged, int((~is_digit).sum())
 
 
 def measure(classifier: Classifier, sets: EvaluationSets) -> Measurement:
-    """Accuracy and size of each of the three sets (in the order of Measurement's fields), for one model."""
-    scores = [(_accuracy(classifier, x, y), len(y)) for x, y in (sets.mnist_test, sets.feedback_holdout, sets.feedback_train)]
-    return Measurement(classifier.version, *(value for score in scores for value in score))
+    """Accuracy and size of each of the three sets, and the feedback sets' not-a-digit rates, for one model."""
+    mnist, _, _ = _scores(classifier, *sets.mnist_test)
+    holdout, holdout_flagged, holdout_non_digits = _scores(classifier, *sets.feedback_holdout)
+    train, train_flagged, train_non_digits = _scores(classifier, *sets.feedback_train)
+    return Measurement(
+        classifier.version, mnist, len(sets.mnist_test[1]), holdout, len(sets.feedback_holdout[1]), train, len(sets.feedback_train[1]),
+        holdout_flagged, holdout_non_digits, train_flagged, train_non_digits,
+    )
 
 
 def _mnist_test() -> tuple[np.ndarray, np.ndarray]:
@@ -190,6 +216,10 @@ def promotion_decision(before: Measurement, after: Measurement, max_mnist_drop: 
         holdout_change = 100 * (after.feedback_holdout_accuracy - before.feedback_holdout_accuracy)
         reasons.append(f"feedback hold-out {holdout_change:+.2f} pp (required: {min_holdout_gain:+.2f} pp or more)")
         promote &= holdout_change >= min_holdout_gain - 1e-9
+    if after.feedback_holdout_not_a_digit_rate is not None and before.feedback_holdout_not_a_digit_rate is not None:
+        flagged_change = 100 * (after.feedback_holdout_not_a_digit_rate - before.feedback_holdout_not_a_digit_rate)
+        reasons.append(f"hold-out non-digits flagged {flagged_change:+.2f} pp (required: no drop)")
+        promote &= flagged_change >= -1e-9
     return promote, "; ".join(reasons)
 
 
@@ -227,10 +257,11 @@ def finetune(
 
     model = current.model if current.version == base.name else load_classifier(base.path).model
     settings = train_on_feedback(model, *sets.feedback_train, epochs=epochs, steps=steps, seed=seed, verbose=verbose)
+    calibration = calibrate(model, *mnist_validation(seed), seed)
     clock.lap("train")
     created = datetime.now(timezone.utc)
     version = "not saved (dry run)" if dry_run else new_version_name(model_dir, created, collected.sha256)
-    result.after = measure(Classifier(model, {"version": version}), sets)
+    result.after = measure(Classifier(model, {"version": version, "calibration": calibration.as_json()}), sets)
     clock.lap("evaluate_after")
 
     promote, result.reason = promotion_decision(result.before, result.after, max_mnist_drop, min_holdout_gain)
@@ -240,7 +271,8 @@ def finetune(
         return result
 
     metadata = _version_metadata(
-        result, version=version, created=created, base=base, replaces=current.version, settings=settings, promoted=promote, clock=clock
+        result, version=version, created=created, base=base, replaces=current.version, settings=settings, promoted=promote, clock=clock,
+        calibration=calibration,
     )
     save_version(model, metadata.as_json(), model_dir)
     result.version = version
@@ -257,7 +289,7 @@ def finetune(
 
 def _version_metadata(
     result: FinetuneResult, *, version: str, created: datetime, base: Version, replaces: str,
-    settings: FinetuneSettings, promoted: bool, clock: _Clock,
+    settings: FinetuneSettings, promoted: bool, clock: _Clock, calibration: CalibrationFit,
 ) -> VersionMetadata:
     summary = result.feedback
     return VersionMetadata(
@@ -285,6 +317,7 @@ def _version_metadata(
             promoted=promoted,
             promotion_reason=result.reason,
         ),
+        calibration=calibration.as_json(),
     )
 
 

@@ -10,8 +10,9 @@ letters and signs are stroke templates, drawn as a pen would with random slant, 
 wobble and width; the other kinds (scribbles, ticks, arrows, smileys, stars, blobs, hatching,
 dots, two MNIST digits on top of each other) are generated.
 
-Two separate sets: `training_images` draws the TRAINING glyphs with the training stream of
-seeds; `evaluation_images` draws other drawings of the same characters (EVALUATION glyphs),
+Separate sets: `training_images` draws the TRAINING glyphs with the training stream of
+seeds, `validation_images` draws them with another (the status thresholds are chosen on it);
+`evaluation_images` draws other drawings of the same characters (EVALUATION glyphs),
 characters that training never sees, and the generated kinds with another stream of seeds, so
 that the evaluation measures what the model learned about "not a digit", not the templates.
 Partial digits are not used: half a 0 is a C, but a broken-off digit is also what people write.
@@ -345,7 +346,7 @@ def frame(ink: np.ndarray) -> np.ndarray:
 GENERATED_SHARE = 0.35
 BLOB_SHARE = 0.03
 OVERLAID_SHARE = 0.07
-_TRAINING_STREAM, _EVALUATION_STREAM = 0, 1
+_TRAINING_STREAM, _EVALUATION_STREAM, _VALIDATION_STREAM = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -380,6 +381,11 @@ def _make(n: int, glyphs: dict[str, Glyph], digits_split: str, stream: int, seed
 def training_images(n: int, seed: int = config.SEED) -> NonDigits:
     """`n` non-digits to train on: TRAINING glyphs and generated kinds, two-digit overlays from MNIST train."""
     return _make(n, TRAINING, "train", _TRAINING_STREAM, seed)
+
+
+def validation_images(n: int, seed: int = config.SEED) -> NonDigits:
+    """`n` non-digits to choose the status thresholds on: drawn as `training_images` draws, other seeds."""
+    return _make(n, TRAINING, "train", _VALIDATION_STREAM, seed)
 
 
 def evaluation_images(n: int, seed: int = config.SEED) -> NonDigits:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config, data, nondigits
-from .calibration import fit_calibration
+from .calibration import CalibrationFit, fit_calibration
 from .quiet_tensorflow import keras, tf
 from .metadata import BaseTraining, VersionMetadata
 from .model import build_cnn, save_version
@@ -32,9 +32,10 @@ PEAK_LEARNING_RATE = 3e-3
 WARMUP_EPOCHS = 1
 # Outlier exposure: generated non-digits (letters, signs, scribbles ...) trained towards equal
 # probabilities for the ten digits. 9,000 beside 55,000 digits is 14 % of what each epoch sees;
-# 1,000 more are held out to choose the status thresholds on.
+# 1,000 others (nondigits.validation_images) are where the status thresholds are chosen.
 NON_DIGITS = 9_000
 NON_DIGIT_VALIDATION = 1_000
+NON_DIGIT_SHARE = NON_DIGITS / (NON_DIGITS + 60_000 - VALIDATION_SIZE)  # of the images an epoch sees (fine-tuning replays as many)
 
 # Augmentation: what people's digits do that MNIST's do not.
 MAX_ROTATION_DEGREES = 12
@@ -183,6 +184,19 @@ def _probabilities(model: keras.Model, x: np.ndarray) -> np.ndarray:
     return model.predict(x, batch_size=1024, verbose=0)
 
 
+def mnist_validation(seed: int = config.SEED, validation_size: int = VALIDATION_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """The validation split of MNIST's training set: what training held out, and what calibration is fitted on."""
+    train_split = data.load_split("train")
+    x_all, y_all = data.to_model_input(train_split.images), train_split.labels.astype(np.int32)
+    return split_train_validation(x_all, y_all, validation_size, seed)[1]
+
+
+def calibrate(model: keras.Model, x_val: np.ndarray, y_val: np.ndarray, seed: int = config.SEED, non_digits: int = NON_DIGIT_VALIDATION) -> CalibrationFit:
+    """Fit the temperature on the validation digits and the status thresholds on them and `non_digits` validation non-digits."""
+    held_out = nondigits.validation_images(non_digits, seed).images
+    return fit_calibration(_probabilities(model, x_val), y_val, _probabilities(model, held_out))
+
+
 def code_version() -> str:
     try:
         out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=config.REPO_ROOT, capture_output=True, text=True, timeout=5)
@@ -213,9 +227,7 @@ def train(
     (x_train, y_train), (x_val, y_val) = split_train_validation(x_all, y_all, validation_size, seed)
     if train_limit:
         x_train, y_train = x_train[:train_limit], y_train[:train_limit]
-    held_out = min(NON_DIGIT_VALIDATION, max(non_digits // 9, 100))  # 1,000 for a full run; fewer for a tiny one
-    generated = nondigits.training_images(non_digits + held_out, seed).images[..., None]
-    x_outliers, x_outliers_val = generated[:non_digits], generated[non_digits:]
+    x_outliers = nondigits.training_images(non_digits, seed).images[..., None]
     x_fit = np.concatenate([x_train, x_outliers])
     y_fit = soft_targets(np.concatenate([y_train, np.full(len(x_outliers), config.NOT_A_DIGIT_LABEL)]))
 
@@ -242,7 +254,8 @@ def train(
     test_accuracy = _accuracy(model, x_test, y_test)
     # The final weights on the validation split: what Keras reports after the last epoch, measured as the test set is.
     validation_accuracy = _accuracy(model, x_val, y_val)
-    calibration = fit_calibration(_probabilities(model, x_val), y_val, _probabilities(model, x_outliers_val))
+    # a tiny run (train_limit) validates on fewer non-digits, as it trains on fewer
+    calibration = calibrate(model, x_val, y_val, seed, NON_DIGIT_VALIDATION if not train_limit else 100)
 
     created = datetime.now(timezone.utc)
     metadata = VersionMetadata(

@@ -179,12 +179,16 @@ def test_too_few_samples_are_all_used_for_training_and_the_report_says_so():
 
 
 def test_replay_balances_the_labels_of_each_batch():
-    skewed = np.array([8] * 30 + [9] * 10)
-    shares = finetune.replay_label_shares(skewed)
-    per_batch = finetune.FEEDBACK_PER_BATCH * np.bincount(skewed, minlength=10) / len(skewed)
-    per_batch += (finetune.BATCH_SIZE - finetune.FEEDBACK_PER_BATCH) * shares
-    assert shares.sum() == pytest.approx(1.0)
-    assert np.allclose(per_batch, finetune.BATCH_SIZE / 10)
+    """Each whole batch holds the ten digits equally and non-digits in the base training's share, whatever the feedback holds."""
+    from digit_classifier.train import NON_DIGIT_SHARE
+
+    for skewed in (np.array([8] * 30 + [9] * 10), np.array([8] * 30 + [config.NOT_A_DIGIT_LABEL] * 10)):
+        shares = finetune.replay_label_shares(skewed)
+        per_batch = finetune.FEEDBACK_PER_BATCH * np.bincount(skewed, minlength=11) / len(skewed)
+        per_batch += (finetune.BATCH_SIZE - finetune.FEEDBACK_PER_BATCH) * shares
+        assert shares.sum() == pytest.approx(1.0)
+        assert np.allclose(per_batch[:10], finetune.BATCH_SIZE * (1 - NON_DIGIT_SHARE) / 10)
+        assert per_batch[10] == pytest.approx(finetune.BATCH_SIZE * NON_DIGIT_SHARE)
 
 
 # The whole loop ----------------------------------------------------------------------------
@@ -353,7 +357,7 @@ def test_corrections_made_from_numbers_are_used_by_finetune(model_dir, feedback_
     result = finetune.finetune(feedback_root, model_dir, dry_run=True, **FAST)
 
     assert result.feedback.count == len(labels) == 12  # the crops only: no source picture, no unmatched number
-    assert result.feedback.per_label == {str(d): labels.count(d) for d in range(10)}
+    assert result.feedback.per_label == {**{str(d): labels.count(d) for d in range(10)}, "not_a_digit": 0}
     assert result.feedback.skipped == [] and result.feedback.per_source == {"upload": 12}
     assert result.before is not None and result.after is not None
     assert result.before.feedback_train_samples + result.before.feedback_holdout_samples == 12
@@ -366,3 +370,54 @@ def test_sources_and_unmatched_folders_are_never_read_for_training(feedback_root
         (feedback_root / folder / "seven.png").write_bytes(seven)  # a readable digit, yet not in a digit folder
     collected = feedback_set.load_feedback(feedback_root)
     assert collected.samples == [] and collected.skipped == []
+
+
+def save_non_digits(root: Path, count: int) -> list[str]:
+    """`count` generated non-digits saved as the app saves a picture corrected to Not a digit; -> their kinds."""
+    from digit_classifier import nondigits
+
+    drawn = nondigits.evaluation_images(count, seed=3)
+    for image in drawn.images:
+        digit = np.round(image * 255).astype(np.uint8)
+        probabilities = np.full(10, 0.05)
+        probabilities[4] = 0.55
+        feedback.save_correction(
+            png_of(digit), config.NOT_A_DIGIT, predicted_label=4, confidence=0.55, probabilities=probabilities,
+            source="draw", predicted_status="ok", root=root,
+        )
+    return drawn.kinds
+
+
+def test_not_a_digit_corrections_are_non_digit_samples(feedback_root, mnist_test):
+    save_non_digits(feedback_root, 3)
+    build_store(feedback_root, mnist_test, per_label=1)
+    collected = feedback_set.load_feedback(feedback_root)
+    assert collected.per_label()["not_a_digit"] == 3
+    assert sorted(s.label for s in collected.samples).count(config.NOT_A_DIGIT_LABEL) == 3
+    _, labels = feedback_set.as_arrays(collected.samples)
+    from digit_classifier.train import soft_targets
+
+    targets = soft_targets(labels)
+    assert np.allclose(targets[labels == config.NOT_A_DIGIT_LABEL], 0.1)
+    assert np.array_equal(targets[labels != config.NOT_A_DIGIT_LABEL].argmax(1), labels[labels != config.NOT_A_DIGIT_LABEL])
+
+
+@pytest.mark.slow
+def test_finetune_with_not_a_digit_corrections_runs_and_reports_the_not_a_digit_rate(model_dir, store):
+    save_non_digits(store, 30)
+    store_before, model_before = file_hashes(store), file_hashes(model_dir)
+
+    result = run_cli("finetune", "--dry-run", "--epochs", "1", "--steps-per-epoch", "5", model_dir=model_dir, feedback_dir=store)
+    assert result.returncode == 0, result.stderr
+    assert "hold-out non-digits flagged" in result.stdout
+
+    report = json.loads(run_cli("finetune", "--json", "--dry-run", "--epochs", "1", "--steps-per-epoch", "5",
+                                model_dir=model_dir, feedback_dir=store).stdout)
+    assert report["feedback"]["per_label"]["not_a_digit"] == 30
+    for side in ("before", "after"):
+        measured = report[side]
+        assert measured["feedback_holdout_non_digits"] + measured["feedback_train_non_digits"] == 30
+        assert measured["feedback_holdout_non_digits"] > 0
+        assert 0.0 <= measured["feedback_holdout_not_a_digit_rate"] <= 1.0
+    assert "non-digits flagged" in report["reason"]
+    assert file_hashes(store) == store_before and file_hashes(model_dir) == model_before
