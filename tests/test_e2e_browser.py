@@ -206,7 +206,9 @@ BIG_X = [[(170, 25), (390, 255)], [(390, 25), (170, 255)]]  # two crossing strok
 def test_a_drawn_x_is_not_a_digit_and_is_saved_as_not_a_digit(page, server):
     store: Path = server[1]
     draw(page, BIG_X[:1])
-    with server_run(page):  # the answer to the whole X, not to its first stroke (a line, which is not a digit either)
+    # The first stroke alone (a line) gets its own answer first, so that the one awaited next is the whole X's.
+    expect(page.get_by_text(ANY_PREDICTION)).to_be_visible(timeout=PREDICTION_TIMEOUT)
+    with server_run(page):
         draw(page, BIG_X[1:])
     expect(page.get_by_text(NOT_A_DIGIT_MESSAGE, exact=True)).to_be_visible(timeout=PREDICTION_TIMEOUT)
     expect(page.get_by_text(re.compile(r"^Closest digits: \d \(\d+%\), \d \(\d+%\)$"))).to_be_visible()
@@ -221,6 +223,10 @@ def test_a_drawn_x_is_not_a_digit_and_is_saved_as_not_a_digit(page, server):
     assert {path.name for path in (store / "not_a_digit").iterdir()} == {image.name, image.with_suffix(".json").name}
     metadata = json.loads(image.with_suffix(".json").read_text())
     assert (metadata["true_label"], metadata["predicted_status"], metadata["source"]) == ("not_a_digit", "not_a_digit", "draw")
+    with Image.open(image) as saved:  # both strokes: ink on both diagonals, near the four corners of the X
+        ink = np.asarray(saved.convert("L")) > 128
+    for x, y in (point for stroke in BIG_X for point in stroke):
+        assert ink[y - 10 : y + 10, x - 10 : x + 10].any(), (x, y)
 
 
 def upload(page, name: str, data: bytes, mime: str) -> None:
