@@ -62,11 +62,13 @@ def draw_panel() -> None:
     state.setdefault("canvas_objects", [])
     state.setdefault("canvas_undo_steps", 0)
     row = st.container(horizontal=True, gap="large")
-    with row.container(width=CANVAS_WIDTH):
+    left, right = row.container(width=CANVAS_WIDTH), row.container()
+    with left:
         drawing = canvas()
-        canvas_controls()
-    with row.container():
+    with right:  # the answer is sent before the controls under the canvas, which do not change with a stroke
         drawing_result(drawing)
+    with left:
+        canvas_controls()
 
 
 def canvas() -> bytes | None:

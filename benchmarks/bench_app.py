@@ -206,7 +206,11 @@ def measure(browser, args) -> tuple[dict, dict]:
             streamlit_server(bare_script) as bare_url,
         ):
             first_load = page_loads(browser, url, 1)[0]
-            warm_loads = page_loads(browser, url, args.loads)
+            bare_first_load = page_loads(browser, bare_url, 1)[0]
+            warm_loads, bare_warm_loads = [], []
+            for _ in range(args.loads):  # alternated, like the strokes
+                warm_loads += page_loads(browser, url, 1)
+                bare_warm_loads += page_loads(browser, bare_url, 1)
             pages = {"app": open_app(browser, url), "bare": open_app(browser, bare_url, ready_text="Draw a digit")}
             strokes = interleaved_strokes(pages, args.strokes)
             for page in pages.values():
@@ -227,7 +231,12 @@ def measure(browser, args) -> tuple[dict, dict]:
         "screenshot_bytes": screenshot,
         "raw": {"stroke_ms": strokes["app"], "upload_ms": uploads, "load_s": warm_loads},
     }
-    bare = {"stroke_ms": summary(strokes["bare"]), "raw": {"stroke_ms": strokes["bare"]}}
+    bare = {
+        "first_load_s": bare_first_load,
+        "load_s": summary(bare_warm_loads),
+        "stroke_ms": summary(strokes["bare"]),
+        "raw": {"stroke_ms": strokes["bare"], "load_s": bare_warm_loads},
+    }
     return app, bare
 
 
@@ -253,7 +262,9 @@ def report(app: dict, bare: dict, browser_version: str) -> str:
         f"Chromium {browser_version}; streamlit {version('streamlit')}, "
         f"streamlit-drawable-canvas {version('streamlit-drawable-canvas')}",
         f"{'page load, first (model load):':<36} {app['first_load_s']:6.2f} s",
+        f"{'page load, first, bare canvas app:':<36} {bare['first_load_s']:6.2f} s",
         describe("page load until ready, warm:", app["load_s"], "s", digits=2),
+        describe("page load, warm, bare canvas app:", bare["load_s"], "s", digits=2),
         describe("mouse-up -> prediction, app:", stroke),
         describe("mouse-up -> echo, bare canvas app:", floor),
         f"{'ratio app / bare:':<36} p50 {stroke['p50'] / floor['p50']:6.2f} x, "
