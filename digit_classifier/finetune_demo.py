@@ -26,7 +26,7 @@ from .model import Classifier, load_classifier
 
 DEMO_FEEDBACK_SHARE = 0.7  # share of the optdigits images that people "upload"; the rest is held out
 DEMO_TARGET_ERROR_REDUCTION = 0.40  # acceptance: held-out error at least 40 % lower, MNIST within MAX_MNIST_DROP_PP
-SOURCE = "optdigits (UCI, 43 writers, 8x8; shipped with scikit-learn)"
+SOURCE = "optdigits (the UCI test split: 13 writers, 8x8; shipped with scikit-learn)"
 
 
 class DemoFolderError(ValueError):

@@ -930,7 +930,8 @@ def make_set(kind: str, n: int = DEFAULT_SIZE, split: str = "test", seed: int = 
 
 
 def optdigits_set() -> tuple[list, np.ndarray]:
-    """The 1,797 8x8 digits of UCI optdigits (43 writers, none from MNIST), as 8-bit images."""
+    """The 1,797 8x8 digits of UCI optdigits as scikit-learn ships them, as 8-bit images: the UCI test split,
+    written by 13 people (UCI's 43 writers are split 30 for training, a different 13 for test), none from MNIST."""
     from sklearn.datasets import load_digits  # bundled with scikit-learn: no download
 
     digits = load_digits()
