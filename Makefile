@@ -30,8 +30,9 @@ test-fast: $(STAMP)  ## the tests without the browser and notebook layers, for a
 lint: $(STAMP)  ## ruff check . (configuration in pyproject.toml)
 	$(VENV)/bin/ruff check .
 
+# Jupyter refuses to start as root unless told (containers and CI often run as root); for anyone else the flag is not passed.
 lab: $(STAMP)  ## open Jupyter Lab on notebooks/
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 train: $(STAMP)  ## retrain the model from scratch into model/ (736 s on 2 CPU cores: docs/BENCHMARKS.md)
 	$(PY) -m digit_classifier train
