@@ -107,7 +107,7 @@ def top_two(probabilities: np.ndarray) -> str:
 def mistakes_gallery(sources: Sequence, images: np.ndarray, probabilities: np.ndarray, labels: np.ndarray, chosen: Sequence[int], title: str):
     """For each chosen index, two rows: the input as given, and the 28x28 the model saw with the true digit and its top two."""
     columns = max(len(chosen), 1)
-    fig, axes = plt.subplots(2, columns, figsize=(1.55 * columns + 0.6, 3.9), squeeze=False)
+    fig, axes = plt.subplots(2, columns, figsize=(1.55 * columns + 0.6, 4.4), squeeze=False)
     for col, index in enumerate(chosen):
         show_picture(axes[0, col], sources[index])
         show_digit(axes[1, col], images[index])
