@@ -848,21 +848,50 @@ def _split_touching(piece: _Piece, height: float, among_others: bool) -> list[_P
         cost = (columns[cut], abs(cut - (start + end) / 2))
         if best is None or cost < best[0]:
             best = (cost, cut)
-    if best is None and among_others and piece.width > SURELY_TWO * height and piece.height >= FULL_HEIGHT * height:
-        # Two digits pressed together (thick strokes overlapping): cut where the ink is least, near the middle.
-        inner = np.arange(round(0.3 * piece.width), round(0.7 * piece.width))
-        best = (None, int(inner[np.argmin(columns[inner])])) if inner.size else None
-    if best is None:
+    path = None
+    if best is not None:
+        path = np.full(piece.height, best[1])
+    elif among_others and piece.width > SURELY_TWO * height and piece.height >= FULL_HEIGHT * height:
+        # Two digits pressed together (thick strokes overlapping): no column crosses a thin join, so cut
+        # along the path from top to bottom that crosses the least ink, in the middle part of the piece.
+        path = _cheapest_path(piece.mask, round(0.3 * piece.width), round(0.7 * piece.width))
+    if path is None:
         return [piece]
-    cut = best[1]
     top, left = piece.box[0], piece.box[1]
+    on_left = np.arange(piece.width)[None, :] < path[:, None]
     halves = []
-    for mask, offset in ((piece.mask[:, :cut], 0), (piece.mask[:, cut:], cut)):
+    for mask in (piece.mask & on_left, piece.mask & ~on_left):
         rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        if rows.size == 0:
+            return [piece]
         part = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-        box = (top + int(rows[0]), left + offset + int(cols[0]), top + int(rows[-1]) + 1, left + offset + int(cols[-1]) + 1)
-        halves.extend(_split_touching(_Piece(part, box), height, among_others))
-    return halves
+        box = (top + int(rows[0]), left + int(cols[0]), top + int(rows[-1]) + 1, left + int(cols[-1]) + 1)
+        halves.append(_Piece(part, box))
+    return [smaller for half in halves for smaller in _split_touching(half, height, among_others)]
+
+
+STEP_COST = 0.3  # a cut path pays this (in pixels of ink crossed) for each step sideways: it stays straight unless ink is in the way
+
+
+def _cheapest_path(mask: np.ndarray, low: int, high: int) -> np.ndarray | None:
+    """Column of a top-to-bottom path within columns [low, high) that crosses the least ink (one column sideways per row at most)."""
+    if high - low < 2:
+        return None
+    ink = mask[:, low:high].astype(np.float64)
+    cost = ink[0].copy()
+    came_from = np.zeros(ink.shape, dtype=np.int8)
+    for row in range(1, len(ink)):
+        left = np.concatenate([[np.inf], cost[:-1]]) + STEP_COST
+        right = np.concatenate([cost[1:], [np.inf]]) + STEP_COST
+        options = np.stack([left, cost, right])
+        choice = np.argmin(options, axis=0)
+        cost = options[choice, np.arange(len(cost))] + ink[row]
+        came_from[row] = choice.astype(np.int8) - 1  # -1: came from the column to the left
+    path = np.empty(len(ink), dtype=np.int64)
+    path[-1] = int(np.argmin(cost))
+    for row in range(len(ink) - 1, 0, -1):
+        path[row - 1] = path[row] + came_from[row, path[row]]
+    return path + low
 
 
 def _mid_height(column: np.ndarray) -> bool:
