@@ -193,7 +193,7 @@ def mnist_validation(seed: int = config.SEED, validation_size: int = VALIDATION_
 
 def calibrate(model: keras.Model, x_val: np.ndarray, y_val: np.ndarray, seed: int = config.SEED, non_digits: int = NON_DIGIT_VALIDATION) -> CalibrationFit:
     """Fit the temperature on the validation digits and the status thresholds on them and `non_digits` validation non-digits."""
-    held_out = nondigits.validation_images(non_digits, seed).images
+    held_out = nondigits.validation_images(non_digits, seed).images[..., None]
     return fit_calibration(_probabilities(model, x_val), y_val, _probabilities(model, held_out))
 
 
