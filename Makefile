@@ -40,7 +40,7 @@ train: $(STAMP)  ## retrain the model from scratch into model/ (736 s on 2 CPU c
 evaluate: $(STAMP)  ## accuracy of the current model on MNIST test and on the realistic sets
 	$(PY) -m digit_classifier evaluate --real
 
-notebooks: $(STAMP)  ## re-execute notebooks/ in place, in full (02 retrains into a temporary folder: about 30 minutes in all)
+notebooks: $(STAMP)  ## re-execute notebooks/ in place, in full (02 retrains into a temporary folder: it prints how long each took)
 	$(PY) notebooks/run_notebooks.py
 
 finetune: $(STAMP)  ## fine-tune on wrong_predictions/, promote only if MNIST holds and the hold-out does not drop (ARGS="--dry-run")
