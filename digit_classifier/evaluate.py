@@ -238,19 +238,18 @@ def score_baselines(
     each thresholded to flag `budget` of MNIST's validation digits, then measured on MNIST test (digits
     flagged) and on the framed evaluation non-digits (non-digits flagged). `logits` maps images to logits."""
     from .calibration import DIGIT_FLAG_BUDGET
-    from .train import VALIDATION_SIZE, split_train_validation
+    from .train import mnist_validation
 
     budget = DIGIT_FLAG_BUDGET if budget is None else budget
-    train_split, test = data.load_split("train"), data.load_split("test")
-    _, (x_val, _) = split_train_validation(data.to_model_input(train_split.images), train_split.labels, VALIDATION_SIZE, config.SEED)
-    x_test = data.to_model_input(test.images)
+    x_val, _ = mnist_validation()
+    x_test = data.to_model_input(data.load_split("test").images)
     x_non = nondigits.evaluation_images(n).images
 
     def scores(images: np.ndarray) -> dict[str, np.ndarray]:
         z = logits(images).astype(np.float64)
         top = z.max(1, keepdims=True)
         energy = (top + np.log(np.exp(z - top).sum(1, keepdims=True)))[:, 0]
-        return {"max_softmax": with_temperature(classifier.probabilities(images), 1.0).max(1), "energy": energy}
+        return {"max_softmax": classifier.probabilities(images).max(1), "energy": energy}
 
     val, on_test, on_non = scores(x_val), scores(x_test), scores(x_non)
     out = {}

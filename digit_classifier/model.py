@@ -144,7 +144,9 @@ def save_version(model: keras.Model, metadata: dict, model_dir: Path) -> version
     The version is written as one unit (see versions.save_version); it is not made current here.
     An export that does not give Keras' answers is an error: nothing is saved.
     """
-    inference_copy = keras.models.clone_model(model)
+    # Architecture and weights only: a clone would carry the training configuration, and with it
+    # the optimizer's moment estimates (a 5.7 MB file instead of 1.9 MB).
+    inference_copy = keras.Model.from_config(model.get_config())
     inference_copy.set_weights(model.get_weights())
     content = export_litert(inference_copy)
     check = check_export(inference_copy, content)

@@ -227,6 +227,8 @@ def train(
     (x_train, y_train), (x_val, y_val) = split_train_validation(x_all, y_all, validation_size, seed)
     if train_limit:
         x_train, y_train = x_train[:train_limit], y_train[:train_limit]
+    if train_limit:  # a tiny run keeps the full recipe's share of non-digits
+        non_digits = min(non_digits, max(100, round(len(x_train) * NON_DIGIT_SHARE / (1 - NON_DIGIT_SHARE))))
     x_outliers = nondigits.training_images(non_digits, seed).images[..., None]
     x_fit = np.concatenate([x_train, x_outliers])
     y_fit = soft_targets(np.concatenate([y_train, np.full(len(x_outliers), config.NOT_A_DIGIT_LABEL)]))

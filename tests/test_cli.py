@@ -45,11 +45,12 @@ def test_predict_prints_one_json_object_per_image(images):
     assert [line["path"] for line in lines] == [str(p) for p in images["good"]]
     assert [line["label"] for line in lines] == images["labels"]
     for line in lines:
-        assert set(line) == {"path", "label", "confidence", "probabilities", "text", "digits"}
+        assert set(line) == {"path", "label", "status", "confidence", "probabilities", "text", "digits"}
         assert line["text"] == str(line["label"]) and len(line["digits"]) == 1
         digit = line["digits"][0]
-        assert {key: digit[key] for key in ("label", "confidence", "probabilities")} == {
-            key: line[key] for key in ("label", "confidence", "probabilities")}
+        assert line["status"] == digit["status"] == "ok"  # clear digits, confidently read
+        assert {key: digit[key] for key in ("label", "status", "confidence", "probabilities")} == {
+            key: line[key] for key in ("label", "status", "confidence", "probabilities")}
         dark = np.asarray(Image.open(line["path"])) < 128  # the digit's ink, in the file's own pixels
         rows, cols = np.flatnonzero(dark.any(1)), np.flatnonzero(dark.any(0))
         x0, y0, x1, y1 = digit["box"]
@@ -154,5 +155,8 @@ def test_models_and_rollback_answer_without_loading_tensorflow(tmp_path):
         "print('exit codes', listed, rolled, 'tensorflow loaded:', 'tensorflow' in sys.modules)\n"
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=config.REPO_ROOT, capture_output=True, text=True, timeout=120)
-    assert result.stdout.splitlines()[-1] == "exit codes 0 1 tensorflow loaded: False", result.stdout + result.stderr
-    assert "Nothing to roll back" in result.stderr
+    # the committed model replaced the one trained on digits only, which `rollback` makes current again
+    current = json.loads((config.model_dir() / "metadata.json").read_text())["version"]
+    assert result.stdout.splitlines()[-1] == "exit codes 0 0 tensorflow loaded: False", result.stdout + result.stderr
+    assert f"(was {current})" in result.stdout
+    assert json.loads((model_dir / "metadata.json").read_text())["version"] != current

