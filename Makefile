@@ -34,7 +34,7 @@ lint: $(STAMP)  ## ruff check . (configuration in pyproject.toml)
 lab: $(STAMP)  ## open Jupyter Lab on notebooks/
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
-train: $(STAMP)  ## retrain the model from scratch into model/ (736 s on 2 CPU cores: docs/BENCHMARKS.md)
+train: $(STAMP)  ## retrain the model from scratch into model/ (38 minutes on 2 idle AMD EPYC cores: README, "Training time")
 	$(PY) -m digit_classifier train
 
 evaluate: $(STAMP)  ## accuracy of the current model on MNIST test and on the realistic sets
