@@ -34,13 +34,13 @@ lint: $(STAMP)  ## ruff check . (configuration in pyproject.toml)
 lab: $(STAMP)  ## open Jupyter Lab on notebooks/
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
-train: $(STAMP)  ## retrain the model from scratch into model/ (736 s on 2 CPU cores: docs/BENCHMARKS.md)
+train: $(STAMP)  ## retrain the model from scratch into model/ (38 minutes on 2 idle AMD EPYC cores: README, "Training time")
 	$(PY) -m digit_classifier train
 
 evaluate: $(STAMP)  ## accuracy of the current model on MNIST test and on the realistic sets
 	$(PY) -m digit_classifier evaluate --real
 
-notebooks: $(STAMP)  ## re-execute notebooks/ in place, in full (02 retrains into a temporary folder: about 30 minutes in all)
+notebooks: $(STAMP)  ## re-execute notebooks/ in place, in full (02 retrains into a temporary folder: it prints how long each took)
 	$(PY) notebooks/run_notebooks.py
 
 finetune: $(STAMP)  ## fine-tune on wrong_predictions/, promote only if MNIST holds and the hold-out does not drop (ARGS="--dry-run")

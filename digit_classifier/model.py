@@ -216,7 +216,9 @@ def _process_output_silenced():
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 1)
             os.dup2(devnull.fileno(), 2)
-            yield
+            # Python-level prints too: in a Jupyter kernel sys.stdout is not file descriptor 1.
+            with contextlib.redirect_stdout(devnull), contextlib.redirect_stderr(devnull):
+                yield
     finally:
         for stream in (sys.stdout, sys.stderr):
             stream.flush()  # what Python buffered while silenced goes to /dev/null too

@@ -1,10 +1,10 @@
 """Execute the notebooks top to bottom, in order, and save their outputs in place.
 
-    python notebooks/run_notebooks.py                          # all four (make notebooks)
+    python notebooks/run_notebooks.py                          # all of them, in order (make notebooks)
     python notebooks/run_notebooks.py 02_training.ipynb        # only some
     DIGIT_NOTEBOOK_FAST=1 python notebooks/run_notebooks.py    # the quick version the tests run
 
-A normal run trains the full recipe in 02: all four take about 30 minutes on two idle CPU cores, nearly an hour on a busy machine.
+A normal run trains the full recipe in 02: see the README's Notebooks section for how long each takes.
 The notebooks run with notebooks/ as their working directory, as in Jupyter Lab.
 """
 
@@ -18,7 +18,7 @@ import nbformat
 from nbclient import NotebookClient
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent
-NOTEBOOKS = ("01_preprocessing.ipynb", "02_training.ipynb", "03_evaluation.ipynb", "04_finetuning.ipynb")
+NOTEBOOKS = tuple(sorted(path.name for path in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb")))  # 01_ ... 05_, in order
 CELL_TIMEOUT = 3600  # seconds; the full training cell is the longest
 
 

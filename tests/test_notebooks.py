@@ -1,8 +1,8 @@
-"""The four notebooks run top to bottom in FAST mode, offline, without error, and leave the repository as it was.
+"""The notebooks run top to bottom in FAST mode, offline, without error, and leave the repository as it was.
 
-Each notebook is copied to a temporary folder and executed there (never in place)
+One test per notebook (`-k 05_real` runs one). Each notebook is copied to a temporary folder and executed there (never in place)
 with DIGIT_NOTEBOOK_FAST=1: a one-epoch training run on 2,000 images, small
-realistic sets, a one-epoch fine-tuning simulation. About 3-5 minutes on 2 cores.
+realistic sets, a one-epoch fine-tuning simulation. About 1-3 minutes each on 2 cores.
 The kernel cannot open network connections (a sitecustomize refuses every
 connection that is not to this machine), and the feedback store it sees is empty,
 so notebook 04 takes its simulation path whatever wrong_predictions/ holds.
@@ -24,7 +24,7 @@ nbclient = pytest.importorskip("nbclient")
 pytestmark = pytest.mark.notebooks
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = ("01_preprocessing.ipynb", "02_training.ipynb", "03_evaluation.ipynb", "04_finetuning.ipynb")
+NOTEBOOKS = ("01_preprocessing.ipynb", "02_training.ipynb", "03_evaluation.ipynb", "04_finetuning.ipynb", "05_real_pictures.ipynb")
 CELL_TIMEOUT = 600
 
 NO_NETWORK = textwrap.dedent(
@@ -92,25 +92,25 @@ def notebook_bytes() -> dict[str, bytes]:
     return {name: (REPO_ROOT / "notebooks" / name).read_bytes() for name in NOTEBOOKS}
 
 
-def test_notebooks_run_in_fast_mode_without_errors(trained_model, fast_offline_env: Path):
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs_in_fast_mode_without_errors(name: str, trained_model, fast_offline_env: Path):
     before, committed_outputs = git_status(), notebook_bytes()
-    for name in NOTEBOOKS:
-        copy = fast_offline_env / name
-        shutil.copy(REPO_ROOT / "notebooks" / name, copy)
-        notebook = nbformat.read(copy, as_version=4)
-        client = nbclient.NotebookClient(
-            notebook, timeout=CELL_TIMEOUT, kernel_name="python3", resources={"metadata": {"path": str(fast_offline_env)}}
-        )
-        client.execute()  # raises CellExecutionError on the first failing cell
-        nbformat.write(notebook, copy)
-        assert not error_outputs(notebook), f"{name}: {error_outputs(notebook)}"
-        printed = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
-        assert "FAST mode" in printed, f"{name} did not run in FAST mode"
-        executed = [cell.execution_count for cell in notebook.cells if cell.cell_type == "code"]
-        assert executed == list(range(1, len(executed) + 1)), f"{name}: cells did not all run in order"
+    copy = fast_offline_env / name
+    shutil.copy(REPO_ROOT / "notebooks" / name, copy)
+    notebook = nbformat.read(copy, as_version=4)
+    client = nbclient.NotebookClient(
+        notebook, timeout=CELL_TIMEOUT, kernel_name="python3", resources={"metadata": {"path": str(fast_offline_env)}}
+    )
+    client.execute()  # raises CellExecutionError on the first failing cell
+    nbformat.write(notebook, copy)
+    assert not error_outputs(notebook), f"{name}: {error_outputs(notebook)}"
+    printed = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
+    assert "FAST mode" in printed, f"{name} did not run in FAST mode"
+    executed = [cell.execution_count for cell in notebook.cells if cell.cell_type == "code"]
+    assert executed == list(range(1, len(executed) + 1)), f"{name}: cells did not all run in order"
     after = git_status()
     changed = sorted(set(before.splitlines()) ^ set(after.splitlines()))
-    assert after == before, f"running the notebooks changed the repository (git status --porcelain): {changed}"
+    assert after == before, f"running {name} changed the repository (git status --porcelain): {changed}"
     assert notebook_bytes() == committed_outputs, "the notebooks in notebooks/ were modified: they must run from a copy"
 
 
