@@ -31,6 +31,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -94,34 +95,47 @@ def mixed_batches(x_feedback: np.ndarray, y_feedback: np.ndarray, steps: int, se
     pool_x = np.concatenate([x_feedback, data.to_model_input(replay.images), replay_non_digits])
     pool_y = np.concatenate([y_feedback, replay.labels.astype(np.int32), np.full(len(replay_non_digits), config.NOT_A_DIGIT_LABEL, np.int32)])
     rng = np.random.default_rng(seed)
-    rounds = math.ceil(steps * FEEDBACK_PER_BATCH / len(x_feedback))
-    feedback_order = np.concatenate([rng.permutation(len(x_feedback)) for _ in range(rounds)])
-    feedback_part = feedback_order[: steps * FEEDBACK_PER_BATCH].reshape(steps, FEEDBACK_PER_BATCH)
+    feedback_part = feedback_indices(len(x_feedback), steps, rng)
     replay_labels = rng.choice(config.NUM_CLASSES + 1, size=(steps, BATCH_SIZE - FEEDBACK_PER_BATCH), p=replay_label_shares(y_feedback))
     replay_part = np.empty_like(replay_labels)
     replay_pool_labels = pool_y[len(x_feedback) :]
     for label in feedback.LABELS:
         chosen = replay_labels == label
         replay_part[chosen] = len(x_feedback) + rng.choice(np.flatnonzero(replay_pool_labels == label), size=chosen.sum())
-    indices = np.concatenate([feedback_part, replay_part], axis=1).astype(np.int32)
-    images, targets = tf.constant(pool_x), tf.constant(soft_targets(pool_y))
+    return indexed_batches(pool_x, pool_y, np.concatenate([feedback_part, replay_part], axis=1))
+
+
+def feedback_indices(n_feedback: int, steps: int, rng: np.random.Generator) -> np.ndarray:
+    """(steps, FEEDBACK_PER_BATCH) indices of the feedback images: all of them in shuffled order, again and again."""
+    rounds = math.ceil(steps * FEEDBACK_PER_BATCH / n_feedback)
+    order = np.concatenate([rng.permutation(n_feedback) for _ in range(rounds)])
+    return order[: steps * FEEDBACK_PER_BATCH].reshape(steps, FEEDBACK_PER_BATCH)
+
+
+def indexed_batches(x: np.ndarray, y: np.ndarray, indices: np.ndarray) -> tf.data.Dataset:
+    """One augmented batch of (x, soft targets of y) per row of `indices`."""
+    images, targets = tf.constant(x), tf.constant(soft_targets(y))
     return without_autotuner(
-        tf.data.Dataset.from_tensor_slices(indices)
+        tf.data.Dataset.from_tensor_slices(indices.astype(np.int32))
         .map(lambda batch: (augment(tf.gather(images, batch)), tf.gather(targets, batch)))
         .prefetch(tf.data.AUTOTUNE)
     )
 
 
 def train_on_feedback(
-    model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: int = EPOCHS, steps: int | None = None, seed: int = config.SEED, verbose: int = 0
+    model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: int = EPOCHS, steps: int | None = None, seed: int = config.SEED, verbose: int = 0,
+    batches: Callable[[np.ndarray, np.ndarray, int, int], tf.data.Dataset] = mixed_batches,
 ) -> FinetuneSettings:
-    """Fine-tune `model` in place on (x, y) mixed with MNIST replay; -> the settings used."""
+    """Fine-tune `model` in place on (x, y) mixed with MNIST replay; -> the settings used.
+
+    `batches(x, y, steps, seed)` makes the training batches (default `mixed_batches`); notebook 04 passes
+    another to fine-tune without replay, everything else equal."""
     keras.utils.set_random_seed(seed)
     steps = steps or steps_per_epoch(len(x))
     _set_batch_norm_trainable(model, False)
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=epochs * steps)
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="categorical_crossentropy")
-    model.fit(mixed_batches(x, y, epochs * steps, seed), epochs=epochs, steps_per_epoch=steps, shuffle=False, verbose=verbose)
+    model.fit(batches(x, y, epochs * steps, seed), epochs=epochs, steps_per_epoch=steps, shuffle=False, verbose=verbose)
     _set_batch_norm_trainable(model, True)
     return FinetuneSettings(epochs, steps, BATCH_SIZE, FEEDBACK_PER_BATCH, LEARNING_RATE, "frozen (inference mode)", seed)
 
