@@ -16,7 +16,7 @@ import numpy as np
 
 from .calibration import NOT_A_DIGIT, OK, STATUSES, UNSURE, Calibration  # noqa: F401 (the statuses, for callers)
 from .inference import Classifier
-from .preprocess import ImageSource, PreparedFile, StepPictures, preprocess_files, preprocess_steps, step_pictures
+from .preprocess import Halves, ImageSource, PreparedFile, StepPictures, preprocess_files, preprocess_steps, step_pictures
 
 @dataclass
 class Prediction:
@@ -93,13 +93,39 @@ def predictions(
     return found
 
 
+def read_digits(
+    classifier: Classifier,
+    calibration: Calibration,
+    probabilities: np.ndarray,
+    images: np.ndarray,
+    boxes: Iterable[tuple[int, int, int, int] | None],
+    halves: Iterable[Halves | None],
+) -> list[Prediction]:
+    """The digits of one picture, from the model's probabilities for them. In a number, a digit the model
+    doubts that was also cut in two (a 1 leaning on a 6 is one run of ink) gets a second look: the two
+    halves replace it when the model is sure of both."""
+    digits = predictions(calibration, probabilities, images, boxes)
+    if len(digits) < 2:
+        return digits
+    read = []
+    for digit, cut in zip(digits, halves, strict=True):
+        if cut is not None and not digit.is_confident:
+            two = predictions(calibration, classifier.probabilities(cut.images), cut.images, cut.boxes)
+            if all(half.is_confident for half in two):
+                read.extend(two)
+                continue
+        read.append(digit)
+    return read
+
+
 def read_image(classifier: Classifier, source: ImageSource, with_steps: bool = False) -> Reading:
     """One image -> Reading: every digit, left to right, through the model in one batched call (with small
     pictures of the scene's steps when `with_steps`). Raises a PreprocessError subclass for an unusable image."""
     steps = preprocess_steps(source)
     images = steps.images
     boxes = [steps.box_in_picture(index) for index in range(len(images))]
-    digits = predictions(Calibration.of(classifier), classifier.probabilities(images), images, boxes)
+    halves = [steps.halves_in_picture(index) for index in range(len(images))]
+    digits = read_digits(classifier, Calibration.of(classifier), classifier.probabilities(images), images, boxes, halves)
     return Reading(digits, step_pictures(steps) if with_steps else None)
 
 
@@ -126,7 +152,7 @@ def predict_prepared(classifier: Classifier, prepared: Iterable[PreparedFile], b
         for item in pending:
             probs = probabilities[start : start + len(item.images)]
             start += len(item.images)
-            digits = predictions(calibration, probs, item.images, item.boxes)
+            digits = read_digits(classifier, calibration, probs, item.images, item.boxes, item.halves)
             yield {"path": item.path, **Reading(digits).as_dict()}
         pending.clear()
 

@@ -33,7 +33,7 @@ from .errors import ImageTooLargeError, NoDigitFoundError, PreprocessError, Unre
 # this module for PREPROCESSING_VERSION and the error types long before (or without) reading a picture.
 
 __all__ = [
-    "PREPROCESSING_VERSION", "DigitSteps", "ImageSource", "PreparedFile", "ImageTooLargeError", "NoDigitFoundError", "PreprocessError",
+    "PREPROCESSING_VERSION", "DigitSteps", "Halves", "ImageSource", "PreparedFile", "ImageTooLargeError", "NoDigitFoundError", "PreprocessError",
     "StepPictures", "Steps", "UnreadableImageError", "step_pictures", "preprocess", "preprocess_file", "preprocess_files", "preprocess_steps",
 ]
 
@@ -49,6 +49,15 @@ class DigitSteps:
     crop: np.ndarray  # cleaned ink inside bbox
     box: np.ndarray  # fitted into 20x20 (aspect kept, so one side may be shorter)
     image: np.ndarray  # 28x28 float32 in [0, 1], white digit on black: the model's input
+    halves: tuple["DigitSteps", "DigitSteps"] | None = None  # a wide digit of a number cut in two (scene.cut_in_two)
+
+
+@dataclass(frozen=True)
+class Halves:
+    """A digit of a number cut in two, in case it is two digits pressed together: what the model needs to decide."""
+
+    images: np.ndarray  # (2, 28, 28), left then right
+    boxes: tuple[tuple[int, int, int, int], tuple[int, int, int, int]]  # x0, y0, x1, y1 in the original picture
 
 
 @dataclass
@@ -77,7 +86,17 @@ class Steps:
 
     def box_in_picture(self, index: int) -> tuple[int, int, int, int]:
         """Digit `index`'s box as x0, y0, x1, y1 in the original picture's pixels."""
-        top, left, bottom, right = self.digits[index].bbox
+        return self._in_picture(self.digits[index].bbox)
+
+    def halves_in_picture(self, index: int) -> Halves | None:
+        """Digit `index` cut in two, when it was (a wide digit of a number): both halves' inputs and boxes."""
+        halves = self.digits[index].halves
+        if halves is None:
+            return None
+        return Halves(np.stack([half.image for half in halves]), tuple(self._in_picture(half.bbox) for half in halves))
+
+    def _in_picture(self, bbox: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        top, left, bottom, right = bbox
         sx, sy = self.original_size[0] / self.ink.shape[1], self.original_size[1] / self.ink.shape[0]
         return (int(left * sx), int(top * sy), min(self.original_size[0], int(np.ceil(right * sx))),
                 min(self.original_size[1], int(np.ceil(bottom * sy))))
@@ -124,16 +143,22 @@ def preprocess(source: ImageSource) -> np.ndarray:
 
 def preprocess_steps(source: ImageSource) -> Steps:
     from .digit import frame_digit
-    from .scene import find_scene, locate_digits
+    from .scene import cut_in_two, find_scene, locate_digits
 
     image, original_size = open_reduced(source)
     arrays = working_arrays(image, original_size)
     scene = find_scene(arrays)
     regions = locate_digits(scene.ink, scene.surface, scene.rulings)
+
+    def framed(mask: np.ndarray, bbox: tuple[int, int, int, int], stroke_level: float, halves=None) -> DigitSteps:
+        result = frame_digit(scene.ink, mask, bbox, stroke_level)
+        return DigitSteps(mask, bbox, result.crop, result.box, result.image, halves)
+
     digits = []
     for region in regions:
-        framed = frame_digit(scene.ink, region.mask, region.bbox, region.stroke_level)
-        digits.append(DigitSteps(region.mask, region.bbox, framed.crop, framed.box, framed.image))
+        cut = cut_in_two(region.mask, region.bbox) if len(regions) > 1 else None
+        halves = tuple(framed(mask, bbox, region.stroke_level) for mask, bbox in cut) if cut else None
+        digits.append(framed(region.mask, region.bbox, region.stroke_level, halves))
     main = int(np.argmax([float(scene.ink[region.mask].sum()) for region in regions]))
     return Steps(
         arrays.luminance, scene.surface, scene.rulings, scene.ink, tuple(digits), main,
@@ -149,6 +174,7 @@ class PreparedFile:
     images: np.ndarray | None  # (digits, 28, 28), left to right
     boxes: tuple[tuple[int, int, int, int], ...] = ()  # x0, y0, x1, y1 of each digit in the original picture
     error: str | None = None
+    halves: tuple[Halves | None, ...] = ()  # each digit cut in two, when it was (see Steps.halves_in_picture)
 
 
 def preprocess_file(path: str | os.PathLike) -> PreparedFile:
@@ -157,7 +183,10 @@ def preprocess_file(path: str | os.PathLike) -> PreparedFile:
         steps = preprocess_steps(Path(path))
     except PreprocessError as error:
         return PreparedFile(str(path), None, (), str(error))
-    return PreparedFile(str(path), steps.images, tuple(steps.box_in_picture(i) for i in range(len(steps.digits))))
+    indices = range(len(steps.digits))
+    return PreparedFile(
+        str(path), steps.images, tuple(steps.box_in_picture(i) for i in indices), halves=tuple(steps.halves_in_picture(i) for i in indices)
+    )
 
 
 PARALLEL_FROM = 200  # files; below this, starting worker processes costs more than it saves

@@ -876,6 +876,38 @@ def _split_touching(piece: _Piece, height: float, among_others: bool) -> list[_P
     return [smaller for half in halves for smaller in _split_touching(half, height, among_others)]
 
 
+SECOND_LOOK_WIDTH = 0.6  # a digit of a number at least this wide (share of its height) may be two pressed together ...
+CUT_BAND = (0.25, 0.75)  # ... so it is also cut in two across the middle half of its width, where the least ink is
+MIN_HALF = 0.1  # ... each half keeping at least this share of its pixels; the model decides which reading stands (predict.py)
+
+
+def cut_in_two(mask: np.ndarray, bbox: tuple[int, int, int, int]) -> list[tuple[np.ndarray, tuple[int, int, int, int]]] | None:
+    """A wide digit's mask cut in two along the top-to-bottom path that crosses the least ink: [(mask, bbox)] * 2,
+    left then right, in the ink map's coordinates; None for a digit too narrow to hold two, or no fair cut.
+
+    Two digits pressed together, such as a 1 leaning on a 6, join in a run of ink that `locate_digits`
+    takes for one digit when the pair is no wider than one (a 1 is narrow). Only the model can tell.
+    """
+    top, left, bottom, right = bbox
+    piece = mask[top:bottom, left:right]
+    height, width = piece.shape
+    if width < SECOND_LOOK_WIDTH * height:
+        return None
+    path = _cheapest_path(piece, round(CUT_BAND[0] * width), round(CUT_BAND[1] * width))
+    if path is None:
+        return None
+    on_left = np.arange(width)[None, :] < path[:, None]
+    halves = []
+    for part in (piece & on_left, piece & ~on_left):
+        if part.sum() < MIN_HALF * piece.sum():
+            return None
+        rows, cols = np.flatnonzero(part.any(1)), np.flatnonzero(part.any(0))
+        whole = np.zeros_like(mask)
+        whole[top:bottom, left:right] = part
+        halves.append((whole, (top + int(rows[0]), left + int(cols[0]), top + int(rows[-1]) + 1, left + int(cols[-1]) + 1)))
+    return halves
+
+
 STEP_COST = 0.3  # a cut path pays this (in pixels of ink crossed) for each step sideways: it stays straight unless ink is in the way
 
 

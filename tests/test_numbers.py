@@ -18,7 +18,8 @@ from PIL import Image, ImageDraw
 
 from digit_classifier import config, realinputs
 from digit_classifier.errors import TooMuchWritingError
-from digit_classifier.predict import read_image
+from digit_classifier.predict import predict_files, read_image
+from digit_classifier.preprocess import preprocess_steps
 
 
 def clear_digits(mnist_test, classifier, labels: str) -> list[np.ndarray]:
@@ -73,6 +74,54 @@ def test_digits_that_touch_at_a_thin_join_are_cut_apart(classifier):
     reading = read_image(classifier, picture)
     assert reading.text == "45"
     assert reading.digits[0].box[2] <= reading.digits[1].box[0] + 2  # cut apart, not overlapping
+
+
+# Numbers of the project's own set (MNIST train digits, seed 5) in which two digits are pressed into one run of
+# ink that the scene takes for one digit: a dark photo, the canvas and paper.
+PRESSED = (2, 17, 56)
+
+
+@pytest.fixture(scope="module")
+def pressed_numbers():
+    sources, texts = realinputs.numbers_set(max(PRESSED) + 1, split="train", seed=5)
+    return [(sources[index], texts[index]) for index in PRESSED]
+
+
+def test_two_digits_pressed_into_one_get_a_second_look(classifier, pressed_numbers):
+    """The scene finds fewer digits than there are; the one the model doubts is cut in two, and both halves,
+    which the model is sure of, replace it."""
+    for picture, text in pressed_numbers:
+        steps = preprocess_steps(picture)
+        assert len(steps.digits) < len(text)
+        assert any(digit.halves is not None for digit in steps.digits)
+        reading = read_image(classifier, picture)
+        assert reading.text == text
+        assert reading.is_confident
+        lefts = [digit.box[0] for digit in reading.digits]
+        assert lefts == sorted(lefts)
+
+
+def test_the_cli_reads_pressed_digits_as_the_app_does(classifier, pressed_numbers, tmp_path):
+    """predict_files (the CLI's batch path, the model called once per batch) gives the same numbers as read_image."""
+    paths = []
+    for index, (picture, _) in enumerate(pressed_numbers):  # render_number gives encoded photos or canvas arrays
+        path = tmp_path / f"number-{index}.png"
+        if isinstance(picture, np.ndarray):
+            Image.fromarray(picture).save(path)
+        else:
+            path.write_bytes(picture)
+        paths.append(path)
+    results = list(predict_files(classifier, paths))
+    assert [result["text"] for result in results] == [text for _, text in pressed_numbers]
+    assert [result["digits"] for result in results] == [read_image(classifier, path).as_dict()["digits"] for path in paths]
+
+
+def test_a_single_digit_is_never_cut_in_two(classifier):
+    """Only a digit of a number may be two: a lone wide mark (here a wide 0) keeps one reading."""
+    picture = _strokes([[(40, 140), (120, 60), (280, 60), (360, 140), (280, 220), (120, 220), (40, 140)]], size=(400, 280))
+    steps = preprocess_steps(picture)
+    assert len(steps.digits) == 1 and steps.digits[0].halves is None
+    assert len(read_image(classifier, picture).digits) == 1
 
 
 def test_a_slanted_wavy_line_still_reads_left_to_right(classifier, mnist_test):
