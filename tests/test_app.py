@@ -108,8 +108,10 @@ class FixedStatuses(predict.Calibration):
     fixed: tuple[str, ...] = ()
 
     def statuses(self, calibrated):
-        assert len(calibrated) == len(self.fixed)
-        return list(self.fixed)
+        if len(calibrated) == len(self.fixed):
+            return list(self.fixed)
+        assert len(calibrated) == 2  # a doubted digit's two halves (predict.read_digits): not digits, so it stays one
+        return [predict.NOT_A_DIGIT] * 2
 
 
 def forget_readings() -> None:
