@@ -596,7 +596,8 @@ def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: n
             pieces, owned = on_cores, owned_on_cores
     if len(pieces) > 1:  # a stray mark or what is left of a printed line, beside real digits, is not one
         inks = [float(smooth[mask].sum()) for mask in owned] if owned else [_ink_of(piece, smooth) for piece in pieces]
-        chosen = [index for index, amount in enumerate(inks) if amount >= COMPARABLE * max(inks)]
+        writing = [piece for piece, amount in zip(pieces, inks) if amount >= COMPARABLE * max(inks)]
+        chosen = [index for index, amount in enumerate(inks) if amount >= COMPARABLE * max(inks) or _light_digit(pieces[index], writing)]
         pieces = [pieces[index] for index in chosen]
         owned = [owned[index] for index in chosen] if owned else None
         if any(_rows_shared(a, b) < ONE_LINE * min(a.height, b.height) for a, b in zip(pieces, pieces[1:])):
@@ -625,6 +626,12 @@ def _smoothed(values: np.ndarray) -> np.ndarray:
     """A Gaussian blur of sigma 1 px: SciPy's `gaussian_filter(values, 1.0)` (9 taps, mirrored edges), 3x faster
     (within 2e-7)."""
     return cv2.GaussianBlur(values.astype(np.float32, copy=False), (9, 9), 1.0, sigmaY=1.0, borderType=cv2.BORDER_REFLECT)
+
+
+def _light_digit(piece: "_Piece", writing: list["_Piece"]) -> bool:
+    """A 1 has a fraction of an 8's ink, yet it is as tall as the digits of its line and stands on that line."""
+    height = float(np.median([other.height for other in writing]))
+    return piece.height >= FULL_HEIGHT * height and any(_rows_shared(piece, other) >= FULL_HEIGHT * piece.height for other in writing)
 
 
 def _near(box: tuple[int, int, int, int], other: tuple[int, int, int, int], reach: float) -> bool:

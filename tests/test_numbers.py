@@ -116,6 +116,20 @@ def test_the_cli_reads_pressed_digits_as_the_app_does(classifier, pressed_number
     assert [result["digits"] for result in results] == [read_image(classifier, path).as_dict()["digits"] for path in paths]
 
 
+def test_a_one_drawn_with_a_thinner_pen_between_two_eights_is_kept(classifier):
+    """A 1 has a fraction of an 8's ink, the more so from a thinner pen; it is as tall as its neighbours and on
+    their line, so it is a digit, not a stray mark."""
+    picture = Image.new("L", (420, 280), 0)
+    draw = ImageDraw.Draw(picture)
+    for left in (50, 290):  # two eights, thick pen: two loops each
+        draw.ellipse([left + 10, 40, left + 110, 130], outline=255, width=20)
+        draw.ellipse([left, 120, left + 120, 240], outline=255, width=20)
+    draw.line([(260, 45), (262, 240)], fill=255, width=8)
+    reading = read_image(classifier, np.asarray(picture))
+    assert reading.text == "818"
+    assert reading.is_confident
+
+
 def test_a_single_digit_is_never_cut_in_two(classifier):
     """Only a digit of a number may be two: a lone wide mark (here a wide 0) keeps one reading."""
     picture = _strokes([[(40, 140), (120, 60), (280, 60), (360, 140), (280, 220), (120, 220), (40, 140)]], size=(400, 280))
