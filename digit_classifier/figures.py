@@ -82,20 +82,24 @@ def error_matrix(matrix, ax, title: str) -> None:
     ax.set(xlabel="model's answer", ylabel="true digit", title=title)
 
 
+def no_ticks(ax) -> None:
+    """Pictures have no axis to read: no ticks on either side."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def show_picture(ax, source) -> None:
     """A picture as a person gave it (transparent areas grey), without ticks."""
     picture = open_image(source)
     ax.set_facecolor("#999999")
     ax.imshow(picture, cmap="gray" if picture.mode in ("L", "LA") else None)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    no_ticks(ax)
 
 
 def show_digit(ax, image: np.ndarray) -> None:
     """A 28x28 model input, without ticks."""
     ax.imshow(image, cmap="gray", vmin=0, vmax=1)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    no_ticks(ax)
 
 
 def top_two(probabilities: np.ndarray) -> str:
@@ -128,8 +132,7 @@ def show_scene_steps(axes, pictures, image: np.ndarray) -> None:
     for ax, title, picture in zip(axes, titles, shown):
         ax.imshow(picture, cmap="gray", vmin=0, vmax=255)
         ax.set_title(title)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        no_ticks(ax)
     show_digit(axes[4], image)
     axes[4].set_title(titles[4])
 

@@ -596,8 +596,10 @@ def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: n
             pieces, owned = on_cores, owned_on_cores
     if len(pieces) > 1:  # a stray mark or what is left of a printed line, beside real digits, is not one
         inks = [float(smooth[mask].sum()) for mask in owned] if owned else [_ink_of(piece, smooth) for piece in pieces]
-        writing = [piece for piece, amount in zip(pieces, inks) if amount >= COMPARABLE * max(inks)]
-        chosen = [index for index, amount in enumerate(inks) if amount >= COMPARABLE * max(inks) or _light_digit(pieces[index], writing)]
+        heavy = [amount >= COMPARABLE * max(inks) for amount in inks]
+        writing = [piece for piece, is_heavy in zip(pieces, heavy) if is_heavy]
+        height = float(np.median([piece.height for piece in writing]))
+        chosen = [index for index, is_heavy in enumerate(heavy) if is_heavy or _light_digit(pieces[index], writing, height)]
         pieces = [pieces[index] for index in chosen]
         owned = [owned[index] for index in chosen] if owned else None
         if any(_rows_shared(a, b) < ONE_LINE * min(a.height, b.height) for a, b in zip(pieces, pieces[1:])):
@@ -628,9 +630,8 @@ def _smoothed(values: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(values.astype(np.float32, copy=False), (9, 9), 1.0, sigmaY=1.0, borderType=cv2.BORDER_REFLECT)
 
 
-def _light_digit(piece: "_Piece", writing: list["_Piece"]) -> bool:
-    """A 1 has a fraction of an 8's ink, yet it is as tall as the digits of its line and stands on that line."""
-    height = float(np.median([other.height for other in writing]))
+def _light_digit(piece: "_Piece", writing: list["_Piece"], height: float) -> bool:
+    """A 1 has a fraction of an 8's ink, yet it is as tall as the digits of its line (`height`) and stands on that line."""
     return piece.height >= FULL_HEIGHT * height and any(_rows_shared(piece, other) >= FULL_HEIGHT * piece.height for other in writing)
 
 
@@ -868,19 +869,24 @@ def _split_touching(piece: _Piece, height: float, among_others: bool) -> list[_P
         # Two digits pressed together (thick strokes overlapping): no column crosses a thin join, so cut
         # along the path from top to bottom that crosses the least ink, in the middle part of the piece.
         path = _cheapest_path(piece.mask, round(0.3 * piece.width), round(0.7 * piece.width))
-    if path is None:
+    halves = _cut_along(piece, path) if path is not None else None
+    if halves is None:
         return [piece]
-    top, left = piece.box[0], piece.box[1]
+    return [smaller for half in halves for smaller in _split_touching(half, height, among_others)]
+
+
+def _cut_along(piece: _Piece, path: np.ndarray) -> tuple[_Piece, _Piece] | None:
+    """`piece` cut along `path` (for each row, the first column of the right part): the left and right parts,
+    each cropped to its ink; None when one of them is empty."""
     on_left = np.arange(piece.width)[None, :] < path[:, None]
     halves = []
     for mask in (piece.mask & on_left, piece.mask & ~on_left):
         rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
         if rows.size == 0:
-            return [piece]
+            return None
         part = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-        box = (top + int(rows[0]), left + int(cols[0]), top + int(rows[-1]) + 1, left + int(cols[-1]) + 1)
-        halves.append(_Piece(part, box))
-    return [smaller for half in halves for smaller in _split_touching(half, height, among_others)]
+        halves.append(_Piece(part, (piece.box[0] + int(rows[0]), piece.box[1] + int(cols[0]), piece.box[0] + int(rows[-1]) + 1, piece.box[1] + int(cols[-1]) + 1)))
+    return halves[0], halves[1]
 
 
 SECOND_LOOK_WIDTH = 0.6  # a digit of a number at least this wide (share of its height) may be two pressed together ...
@@ -896,23 +902,14 @@ def cut_in_two(mask: np.ndarray, bbox: tuple[int, int, int, int]) -> list[tuple[
     takes for one digit when the pair is no wider than one (a 1 is narrow). Only the model can tell.
     """
     top, left, bottom, right = bbox
-    piece = mask[top:bottom, left:right]
-    height, width = piece.shape
-    if width < SECOND_LOOK_WIDTH * height:
+    piece = _Piece(mask[top:bottom, left:right], bbox)
+    if piece.width < SECOND_LOOK_WIDTH * piece.height:
         return None
-    path = _cheapest_path(piece, round(CUT_BAND[0] * width), round(CUT_BAND[1] * width))
-    if path is None:
+    path = _cheapest_path(piece.mask, round(CUT_BAND[0] * piece.width), round(CUT_BAND[1] * piece.width))
+    halves = _cut_along(piece, path) if path is not None else None
+    if halves is None or min(half.mask.sum() for half in halves) < MIN_HALF * piece.mask.sum():
         return None
-    on_left = np.arange(width)[None, :] < path[:, None]
-    halves = []
-    for part in (piece & on_left, piece & ~on_left):
-        if part.sum() < MIN_HALF * piece.sum():
-            return None
-        rows, cols = np.flatnonzero(part.any(1)), np.flatnonzero(part.any(0))
-        whole = np.zeros_like(mask)
-        whole[top:bottom, left:right] = part
-        halves.append((whole, (top + int(rows[0]), left + int(cols[0]), top + int(rows[-1]) + 1, left + int(cols[-1]) + 1)))
-    return halves
+    return [(_full_mask(half, mask.shape), half.box) for half in halves]
 
 
 STEP_COST = 0.3  # a cut path pays this (in pixels of ink crossed) for each step sideways: it stays straight unless ink is in the way
