@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -93,26 +93,43 @@ def predictions(
     return found
 
 
+ONE_WIDTH = 0.6  # two 1s pressed together are each no wider than this share of their height
+
+
+def _plausible(halves: list[Prediction]) -> bool:
+    """The model reads a piece of almost any stroke as a confident 1, so a cut read as two 1s is two 1s only
+    when both halves are as narrow as 1s."""
+    return not all(half.label == 1 for half in halves) or all(
+        half.box[2] - half.box[0] <= ONE_WIDTH * (half.box[3] - half.box[1]) for half in halves
+    )
+
+
 def read_digits(
     classifier: Classifier,
     calibration: Calibration,
     probabilities: np.ndarray,
     images: np.ndarray,
     boxes: Iterable[tuple[int, int, int, int] | None],
-    halves: Iterable[Halves | None],
+    cuts: Callable[[int], Sequence[Halves]],
 ) -> list[Prediction]:
     """The digits of one picture, from the model's probabilities for them. In a number, a digit the model
-    doubts that was also cut in two (a 1 leaning on a 6 is one run of ink) gets a second look: the two
-    halves replace it when the model is sure of both."""
+    doubts may be two pressed together (a 1 leaning on a 6 is one run of ink): it gets a second look at
+    `cuts(index)`, its ways to be cut in two, all through the model in one call. Of the cuts whose two halves
+    the model is sure of, the one it is surest of (its less sure half) replaces the digit."""
     digits = predictions(calibration, probabilities, images, boxes)
     if len(digits) < 2:
         return digits
     read = []
-    for digit, cut in zip(digits, halves, strict=True):
-        if cut is not None and not digit.is_confident:
-            two = predictions(calibration, classifier.probabilities(cut.images), cut.images, cut.boxes)
-            if all(half.is_confident for half in two):
-                read.extend(two)
+    for index, digit in enumerate(digits):
+        alternatives = cuts(index) if not digit.is_confident else ()
+        if alternatives:
+            halves = np.concatenate([cut.images for cut in alternatives])
+            boxes_of_halves = [box for cut in alternatives for box in cut.boxes]
+            looked = predictions(calibration, classifier.probabilities(halves), halves, boxes_of_halves)
+            pairs = [looked[start : start + 2] for start in range(0, len(looked), 2)]
+            sure = [pair for pair in pairs if all(half.is_confident for half in pair) and _plausible(pair)]
+            if sure:
+                read.extend(max(sure, key=lambda pair: min(half.confidence for half in pair)))
                 continue
         read.append(digit)
     return read
@@ -124,8 +141,9 @@ def read_image(classifier: Classifier, source: ImageSource, with_steps: bool = F
     steps = preprocess_steps(source)
     images = steps.images
     boxes = [steps.box_in_picture(index) for index in range(len(images))]
-    halves = [steps.halves_in_picture(index) for index in range(len(images))]
-    digits = read_digits(classifier, Calibration.of(classifier), classifier.probabilities(images), images, boxes, halves)
+    calibration = Calibration.of(classifier)
+    probabilities = classifier.probabilities(images)
+    digits = read_digits(classifier, calibration, probabilities, images, boxes, steps.cuts_in_picture)
     return Reading(digits, step_pictures(steps) if with_steps else None)
 
 
@@ -152,7 +170,7 @@ def predict_prepared(classifier: Classifier, prepared: Iterable[PreparedFile], b
         for item in pending:
             probs = probabilities[start : start + len(item.images)]
             start += len(item.images)
-            digits = read_digits(classifier, calibration, probs, item.images, item.boxes, item.halves)
+            digits = read_digits(classifier, calibration, probs, item.images, item.boxes, item.cuts.__getitem__)
             yield {"path": item.path, **Reading(digits).as_dict()}
         pending.clear()
 

@@ -49,7 +49,7 @@ class DigitSteps:
     crop: np.ndarray  # cleaned ink inside bbox
     box: np.ndarray  # fitted into 20x20 (aspect kept, so one side may be shorter)
     image: np.ndarray  # 28x28 float32 in [0, 1], white digit on black: the model's input
-    halves: tuple["DigitSteps", "DigitSteps"] | None = None  # a wide digit of a number cut in two (scene.cut_in_two)
+    stroke_level: float  # a typical stroke's ink value, which scales it to full intensity (scene.DigitRegion)
 
 
 @dataclass(frozen=True)
@@ -88,12 +88,20 @@ class Steps:
         """Digit `index`'s box as x0, y0, x1, y1 in the original picture's pixels."""
         return self._in_picture(self.digits[index].bbox)
 
-    def halves_in_picture(self, index: int) -> Halves | None:
-        """Digit `index` cut in two, when it was (a wide digit of a number): both halves' inputs and boxes."""
-        halves = self.digits[index].halves
-        if halves is None:
-            return None
-        return Halves(np.stack([half.image for half in halves]), tuple(self._in_picture(half.bbox) for half in halves))
+    def cuts_in_picture(self, index: int) -> tuple[Halves, ...]:
+        """The ways digit `index` can be cut in two (`scene.cuts_in_two`): none unless it is a wide digit of a
+        number. Framed when asked for, since the model only asks about digits it doubts."""
+        from .scene import cuts_in_two
+
+        if len(self.digits) < 2:
+            return ()
+        digit = self.digits[index]
+        cuts = []
+        for cut in cuts_in_two(digit.mask, digit.bbox):
+            halves = [_framed(self.ink, mask, bbox, digit.stroke_level) for mask, bbox in cut]
+            boxes = tuple(self._in_picture(half.bbox) for half in halves)
+            cuts.append(Halves(np.stack([half.image for half in halves]), boxes))
+        return tuple(cuts)
 
     def _in_picture(self, bbox: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
         top, left, bottom, right = bbox
@@ -142,28 +150,25 @@ def preprocess(source: ImageSource) -> np.ndarray:
 
 
 def preprocess_steps(source: ImageSource) -> Steps:
-    from .digit import frame_digit
-    from .scene import cut_in_two, find_scene, locate_digits
+    from .scene import find_scene, locate_digits
 
     image, original_size = open_reduced(source)
     arrays = working_arrays(image, original_size)
     scene = find_scene(arrays)
     regions = locate_digits(scene.ink, scene.surface, scene.rulings)
-
-    def framed(mask: np.ndarray, bbox: tuple[int, int, int, int], stroke_level: float, halves=None) -> DigitSteps:
-        result = frame_digit(scene.ink, mask, bbox, stroke_level)
-        return DigitSteps(mask, bbox, result.crop, result.box, result.image, halves)
-
-    digits = []
-    for region in regions:
-        cut = cut_in_two(region.mask, region.bbox) if len(regions) > 1 else None
-        halves = tuple(framed(mask, bbox, region.stroke_level) for mask, bbox in cut) if cut else None
-        digits.append(framed(region.mask, region.bbox, region.stroke_level, halves))
+    digits = [_framed(scene.ink, region.mask, region.bbox, region.stroke_level) for region in regions]
     main = int(np.argmax([float(scene.ink[region.mask].sum()) for region in regions]))
     return Steps(
         arrays.luminance, scene.surface, scene.rulings, scene.ink, tuple(digits), main,
         scene.ink_source, scene.surface_kind, original_size,
     )
+
+
+def _framed(ink: np.ndarray, mask: np.ndarray, bbox: tuple[int, int, int, int], stroke_level: float) -> DigitSteps:
+    from .digit import frame_digit
+
+    result = frame_digit(ink, mask, bbox, stroke_level)
+    return DigitSteps(mask, bbox, result.crop, result.box, result.image, stroke_level)
 
 
 @dataclass(frozen=True)
@@ -174,7 +179,7 @@ class PreparedFile:
     images: np.ndarray | None  # (digits, 28, 28), left to right
     boxes: tuple[tuple[int, int, int, int], ...] = ()  # x0, y0, x1, y1 of each digit in the original picture
     error: str | None = None
-    halves: tuple[Halves | None, ...] = ()  # each digit cut in two, when it was (see Steps.halves_in_picture)
+    cuts: tuple[tuple[Halves, ...], ...] = ()  # each digit's ways to be cut in two (see Steps.cuts_in_picture)
 
 
 def preprocess_file(path: str | os.PathLike) -> PreparedFile:
@@ -184,9 +189,8 @@ def preprocess_file(path: str | os.PathLike) -> PreparedFile:
     except PreprocessError as error:
         return PreparedFile(str(path), None, (), str(error))
     indices = range(len(steps.digits))
-    return PreparedFile(
-        str(path), steps.images, tuple(steps.box_in_picture(i) for i in indices), halves=tuple(steps.halves_in_picture(i) for i in indices)
-    )
+    boxes = tuple(steps.box_in_picture(i) for i in indices)
+    return PreparedFile(str(path), steps.images, boxes, cuts=tuple(steps.cuts_in_picture(i) for i in indices))
 
 
 PARALLEL_FROM = 200  # files; below this, starting worker processes costs more than it saves

@@ -890,26 +890,38 @@ def _cut_along(piece: _Piece, path: np.ndarray) -> tuple[_Piece, _Piece] | None:
 
 
 SECOND_LOOK_WIDTH = 0.6  # a digit of a number at least this wide (share of its height) may be two pressed together ...
-CUT_BAND = (0.25, 0.75)  # ... so it is also cut in two across the middle half of its width, where the least ink is
+CUT_CENTRES = (0.3, 0.4, 0.5, 0.6, 0.7)  # ... so it is also cut in two, near each of these shares of its width, ...
+CUT_REACH = 0.12  # ... along the path that crosses the least ink within this share of the width either side, ...
 MIN_HALF = 0.1  # ... each half keeping at least this share of its pixels; the model decides which reading stands (predict.py)
 
 
-def cut_in_two(mask: np.ndarray, bbox: tuple[int, int, int, int]) -> list[tuple[np.ndarray, tuple[int, int, int, int]]] | None:
-    """A wide digit's mask cut in two along the top-to-bottom path that crosses the least ink: [(mask, bbox)] * 2,
-    left then right, in the ink map's coordinates; None for a digit too narrow to hold two, or no fair cut.
+def cuts_in_two(
+    mask: np.ndarray, bbox: tuple[int, int, int, int]
+) -> list[list[tuple[np.ndarray, tuple[int, int, int, int]]]]:
+    """The ways to cut a wide digit's mask in two, each along the top-to-bottom path that crosses the least ink
+    near one of CUT_CENTRES: [[(mask, bbox)] * 2] (left then right, in the ink map's coordinates), without
+    repeats; none for a digit too narrow to hold two, or where no cut is fair.
 
     Two digits pressed together, such as a 1 leaning on a 6, join in a run of ink that `locate_digits`
-    takes for one digit when the pair is no wider than one (a 1 is narrow). Only the model can tell.
+    takes for one digit when the pair is no wider than one (a 1 is narrow). Only the model can tell, and
+    the path of least ink across the whole middle of the pair often cuts through one of the digits instead
+    of between them, so it is asked about several cuts.
     """
     top, left, bottom, right = bbox
     piece = _Piece(mask[top:bottom, left:right], bbox)
     if piece.width < SECOND_LOOK_WIDTH * piece.height:
-        return None
-    path = _cheapest_path(piece.mask, round(CUT_BAND[0] * piece.width), round(CUT_BAND[1] * piece.width))
-    halves = _cut_along(piece, path) if path is not None else None
-    if halves is None or min(half.mask.sum() for half in halves) < MIN_HALF * piece.mask.sum():
-        return None
-    return [(_full_mask(half, mask.shape), half.box) for half in halves]
+        return []
+    cuts, paths = [], set()
+    for centre in CUT_CENTRES:
+        low, high = round((centre - CUT_REACH) * piece.width), round((centre + CUT_REACH) * piece.width)
+        path = _cheapest_path(piece.mask, max(low, 1), min(high, piece.width - 1))
+        if path is None or tuple(path) in paths:
+            continue
+        paths.add(tuple(path))
+        halves = _cut_along(piece, path)
+        if halves is not None and min(half.mask.sum() for half in halves) >= MIN_HALF * piece.mask.sum():
+            cuts.append([(_full_mask(half, mask.shape), half.box) for half in halves])
+    return cuts
 
 
 STEP_COST = 0.3  # a cut path pays this (in pixels of ink crossed) for each step sideways: it stays straight unless ink is in the way

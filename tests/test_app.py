@@ -110,8 +110,8 @@ class FixedStatuses(predict.Calibration):
     def statuses(self, calibrated):
         if len(calibrated) == len(self.fixed):
             return list(self.fixed)
-        assert len(calibrated) == 2  # a doubted digit's two halves (predict.read_digits): not digits, so it stays one
-        return [predict.NOT_A_DIGIT] * 2
+        assert len(calibrated) % 2 == 0  # halves of a doubted digit (predict.read_digits): not digits, so it stays one
+        return [predict.NOT_A_DIGIT] * len(calibrated)
 
 
 def forget_readings() -> None:

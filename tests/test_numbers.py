@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from digit_classifier import config, realinputs
+from digit_classifier import config, nondigits, realinputs
 from digit_classifier.errors import TooMuchWritingError
 from digit_classifier.predict import predict_files, read_image
 from digit_classifier.preprocess import preprocess_steps
@@ -93,12 +93,28 @@ def test_two_digits_pressed_into_one_get_a_second_look(classifier, pressed_numbe
     for picture, text in pressed_numbers:
         steps = preprocess_steps(picture)
         assert len(steps.digits) < len(text)
-        assert any(digit.halves is not None for digit in steps.digits)
+        assert any(steps.cuts_in_picture(index) for index in range(len(steps.digits)))
         reading = read_image(classifier, picture)
         assert reading.text == text
         assert reading.is_confident
         lefts = [digit.box[0] for digit in reading.digits]
         assert lefts == sorted(lefts)
+
+
+# Train-split numbers (seed 5) with a pressed pair (98 on paper, 27 on the canvas, 35 in a dark photo) that the
+# path of least ink across the middle half of its width does not cut into two digits the model is sure of.
+CUT_ASIDE = (0, 71, 85)
+
+
+def test_a_pressed_pair_is_cut_where_the_model_is_surest_of_both_halves(classifier):
+    sources, texts = realinputs.numbers_set(max(CUT_ASIDE) + 1, split="train", seed=5)
+    for index in CUT_ASIDE:
+        steps = preprocess_steps(sources[index])
+        assert len(steps.digits) < len(texts[index])
+        assert max(len(steps.cuts_in_picture(i)) for i in range(len(steps.digits))) > 1
+        reading = read_image(classifier, sources[index])
+        assert reading.text == texts[index]
+        assert reading.is_confident
 
 
 def test_the_cli_reads_pressed_digits_as_the_app_does(classifier, pressed_numbers, tmp_path):
@@ -134,7 +150,7 @@ def test_a_single_digit_is_never_cut_in_two(classifier):
     """Only a digit of a number may be two: a lone wide mark (here a wide 0) keeps one reading."""
     picture = _strokes([[(40, 140), (120, 60), (280, 60), (360, 140), (280, 220), (120, 220), (40, 140)]], size=(400, 280))
     steps = preprocess_steps(picture)
-    assert len(steps.digits) == 1 and steps.digits[0].halves is None
+    assert len(steps.digits) == 1 and steps.cuts_in_picture(0) == ()
     assert len(read_image(classifier, picture).digits) == 1
 
 
@@ -160,6 +176,19 @@ def _strokes(strokes, size=(280, 280), width=18) -> np.ndarray:
     for stroke in strokes:
         draw.line(stroke, fill=255, width=width, joint="curve")
     return np.asarray(picture)
+
+
+def test_a_zigzag_is_not_read_as_a_row_of_ones(classifier):
+    """Cut where the least ink is, a zigzag's pieces each look like a 1 to the model, but not one is as narrow
+    as a 1: the second look leaves it doubted."""
+    zigzag = nondigits.validation_images(10, seed=3)
+    assert zigzag.kinds[9] == "zigzag"
+    picture = np.zeros((280, 560), np.uint8)
+    glyph = Image.fromarray((zigzag.images[9] * 255).astype(np.uint8)).resize((200, 200), Image.Resampling.BILINEAR)
+    picture[40:240, 180:380] = np.asarray(glyph)
+    reading = read_image(classifier, picture)
+    assert len(reading.digits) > 1
+    assert not reading.is_confident
 
 
 def test_a_digit_in_parts_stays_one_digit(classifier):
