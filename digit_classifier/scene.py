@@ -45,6 +45,8 @@ LINE_TRACE = 0.05  # removed ink above this marks where a printed line ran
 MAX_ON_LINES = 0.75  # a stroke with this share of its pixels on printed lines is what is left of them
 COMPARABLE = 0.25  # strokes with at least this share of the main stroke's ink count as writing ...
 MAX_COMPARABLE = 15  # ... and more of them than a number and a stray mark or two is a page of writing
+LINE_LENGTH = 2.5  # a straight stroke this many times as long as the digits are tall is a line, not a digit ...
+LINE_SPREAD = 0.06  # ... straight: its pixels stray from their axis by at most this share of the digit height (sd)
 
 
 @dataclass(frozen=True)
@@ -578,6 +580,7 @@ def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: n
         if not masses.any():
             raise NoDigitFoundError("Only the paper's printed lines were found: no digit. Write or draw a digit and try again.")
     boxes = [_box_of(box) for box in ndimage.find_objects(labels)]
+    masses = np.where(_lines(labels, boxes, masses), 0.0, masses)
     main = int(np.argmax(masses))
     if np.count_nonzero(masses >= COMPARABLE * masses[main]) > MAX_COMPARABLE:
         raise TooMuchWritingError(
@@ -968,6 +971,30 @@ def _perimeter(mask: np.ndarray) -> int:
 
 def _dilate_mask(mask: np.ndarray, steps: int) -> np.ndarray:
     return cv2.dilate(mask.astype(np.uint8), np.ones((2 * steps + 1, 2 * steps + 1), np.uint8)) > 0
+
+
+def _lines(labels: np.ndarray, boxes: list[tuple[int, int, int, int]], masses: np.ndarray) -> np.ndarray:
+    """Which strokes are lines beside the writing, not digits: a printed line the rulings step missed, an
+    underline. Each is straight and far longer than the other strokes that count as writing are tall (the
+    median of their heights); a digit is not both (a 1 is straight, but as tall as its neighbours). With
+    no other stroke to compare with, nothing is a line."""
+    writing = np.flatnonzero(masses >= COMPARABLE * masses.max())
+    lines = np.zeros(len(masses), dtype=bool)
+    if len(writing) < 2:
+        return lines
+    heights = np.array([boxes[index][2] - boxes[index][0] for index in writing], dtype=np.float64)
+    for position, index in enumerate(writing):
+        top, left, bottom, right = boxes[index]
+        rows, cols = np.nonzero(labels[top:bottom, left:right] == index + 1)
+        if len(rows) < 3:
+            continue
+        points = np.stack([rows, cols]).astype(np.float64)
+        variances, axes = np.linalg.eigh(np.cov(points))
+        along = axes[:, 1] @ points  # position along the stroke's main axis
+        length, spread = float(along.max() - along.min() + 1), float(np.sqrt(max(variances[0], 0.0)))  # sd across it
+        height = float(np.median(np.delete(heights, position)))
+        lines[index] = length >= LINE_LENGTH * height and spread <= LINE_SPREAD * height
+    return lines
 
 
 def _box_of(slices: tuple[slice, slice]) -> tuple[int, int, int, int]:

@@ -178,6 +178,23 @@ def _strokes(strokes, size=(280, 280), width=18) -> np.ndarray:
     return np.asarray(picture)
 
 
+def test_an_underline_is_not_part_of_the_number(classifier):
+    """A straight stroke far longer than the digits are tall is a line beside the writing, not a digit."""
+    four = [[(80, 40), (55, 140), (160, 140)], [(130, 80), (130, 180)]]
+    seven = [[(220, 45), (320, 45), (250, 180)]]
+    underline = [[(30, 215), (480, 210)]]
+    reading = read_image(classifier, _strokes(four + seven + underline, size=(520, 260), width=14))
+    assert reading.text == "47"
+    assert reading.is_confident
+
+
+def test_printed_lines_the_rulings_step_missed_are_not_writing(classifier):
+    """A ruled page (train split, seed 5) where two of the lines next to the number are too faint to be
+    found as rulings: they are left in the ink, and are not a second line of writing."""
+    sources, texts = realinputs.numbers_set(28, split="train", seed=5)
+    assert read_image(classifier, sources[27]).text == texts[27]
+
+
 def test_a_zigzag_is_not_read_as_a_row_of_ones(classifier):
     """Cut where the least ink is, a zigzag's pieces each look like a 1 to the model, but not one is as narrow
     as a 1: the second look leaves it doubted."""
