@@ -881,6 +881,7 @@ def _split_touching(piece: _Piece, height: float, among_others: bool) -> list[_P
 def _cut_along(piece: _Piece, path: np.ndarray) -> tuple[_Piece, _Piece] | None:
     """`piece` cut along `path` (for each row, the first column of the right part): the left and right parts,
     each cropped to its ink; None when one of them is empty."""
+    top, left = piece.box[0], piece.box[1]
     on_left = np.arange(piece.width)[None, :] < path[:, None]
     halves = []
     for mask in (piece.mask & on_left, piece.mask & ~on_left):
@@ -888,7 +889,8 @@ def _cut_along(piece: _Piece, path: np.ndarray) -> tuple[_Piece, _Piece] | None:
         if rows.size == 0:
             return None
         part = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-        halves.append(_Piece(part, (piece.box[0] + int(rows[0]), piece.box[1] + int(cols[0]), piece.box[0] + int(rows[-1]) + 1, piece.box[1] + int(cols[-1]) + 1)))
+        box = (top + int(rows[0]), left + int(cols[0]), top + int(rows[-1]) + 1, left + int(cols[-1]) + 1)
+        halves.append(_Piece(part, box))
     return halves[0], halves[1]
 
 
