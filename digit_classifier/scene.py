@@ -111,6 +111,8 @@ MIN_PAPER_SIDE = 0.2  # the paper's narrow side, as a share of the picture's: st
 MIN_PAPER_LIFT = 0.04  # paper is at least this much brighter (0-1) than the band just outside it
 MIN_EDGE_SUPPORT = 0.6  # share of the paper's outline (inside the frame) that is a sharp edge
 SURFACE_MARGIN = 0.012  # the surface is shrunk by this share of the picture's side: its edge is never ink
+SHADOW_HUE = 0.006  # a shadow changes the paper's chromaticity (each channel's share of the sum) by less than this ...
+SHADOW_GRAIN = 0.03  # ... and its fine texture (median, relative to its brightness) stays under this
 
 
 def find_surface(luminance: np.ndarray, rgb: np.ndarray | None) -> np.ndarray | None:
@@ -122,9 +124,12 @@ def find_surface(luminance: np.ndarray, rgb: np.ndarray | None) -> np.ndarray | 
     (its filled outline is close to its convex hull), that leaves a surround
     and is mostly its own colour inside. A shadow's edge is soft (no step), so
     the shadowed part of a page stays part of the page, and an outline that
-    is mostly soft is refused. Among candidates the largest is the paper. The surface returned is that region with its
-    holes (the ink) filled, shrunk by a margin, at working resolution; a hand
-    or an object reaching over the paper's edge stays outside it.
+    is mostly soft is refused; a sharp shadow is told from a desk by what
+    lies around the bright region: the page's own colour, dimmed, and as
+    smooth as paper (then the picture is all paper). Among candidates the
+    largest is the paper. The surface returned is that region with its holes
+    (the ink) filled, shrunk by a margin, at working resolution; a hand or an
+    object reaching over the paper's edge stays outside it.
     """
     height, width = luminance.shape
     factor, size = _reduced_size(height, width, SURFACE_SIDE)
@@ -134,6 +139,7 @@ def find_surface(luminance: np.ndarray, rgb: np.ndarray | None) -> np.ndarray | 
         small = small[..., None]
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
     wide = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15))
+    wider = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (31, 31))
     closed = cv2.GaussianBlur(cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel), (0, 0), 1.0)
     if closed.ndim == 2:
         closed = closed[..., None]
@@ -172,6 +178,9 @@ def find_surface(luminance: np.ndarray, rgb: np.ndarray | None) -> np.ndarray | 
         ring = (cv2.dilate(hull, wide) > 0) & (cv2.dilate(hull, kernel) == 0)  # beyond the edge's own blur
         if not ring.any() or brightness < float(np.median(small_luminance[ring])) + MIN_PAPER_LIFT:
             continue  # paper is brighter than what it lies on; the inside of a loop of ink is not
+        beyond = (cv2.dilate(hull, wider) > 0) & (cv2.dilate(hull, wide) == 0)  # clear of the edge itself
+        if _in_shadow(small, small_luminance, region > 0, beyond if beyond.any() else ring):
+            return None  # what lies around it is the same page in a shadow, not a desk: the picture is all paper
         outline = (filled > 0) & (cv2.erode(filled, np.ones((3, 3), np.uint8)) == 0) & inner
         if outline.any() and edges[outline].mean() < MIN_EDGE_SUPPORT:
             continue  # its outline is mostly soft: lighting or a shadow, not the edge of a sheet
@@ -182,6 +191,20 @@ def find_surface(luminance: np.ndarray, rgb: np.ndarray | None) -> np.ndarray | 
     margin = max(1, round(SURFACE_MARGIN * SURFACE_SIDE))
     best = cv2.erode(best, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1)))
     return cv2.resize(best, (width, height), interpolation=cv2.INTER_NEAREST) > 0
+
+
+def _in_shadow(colour: np.ndarray, luminance: np.ndarray, paper: np.ndarray, surround: np.ndarray) -> bool:
+    """Whether what lies around a bright region is the same page in a shadow rather than a desk: the paper's own
+    colour (a shadow dims every channel alike), not far darker than shadows get, and as smooth as paper (wood,
+    cloth and most desks have a grain). A smooth grey desk (or any desk in a greyscale picture, which has no hue)
+    can pass too: the note is then read as a page with a shadow around it, which fails now and then."""
+    paper_colour, surround_colour = np.median(colour[paper], axis=0), np.median(colour[surround], axis=0)
+    level = max(float(surround_colour.mean()), 1e-3)
+    darkening = level / max(float(paper_colour.mean()), 1e-3)
+    hue = np.abs(surround_colour / max(float(surround_colour.sum()), 1e-3) - paper_colour / max(float(paper_colour.sum()), 1e-3))
+    fine = luminance - cv2.GaussianBlur(luminance, (0, 0), 1.5)
+    grain = float(np.median(np.abs(fine[surround]))) / level
+    return darkening >= 1 - MAX_SHADOW_DEPTH and float(hue.max()) < SHADOW_HUE and grain < SHADOW_GRAIN
 
 
 def _filled(region: np.ndarray) -> np.ndarray:
@@ -446,6 +469,9 @@ def _ink_from_luminance(
     # Polarity from the paper itself: its edge when the picture is all paper, else its typical brightness.
     background_level = float(np.median(_border(smooth) if surface is None else inside))
     dark_ink = background_level - low > high - background_level
+    if photo and surface is None and not dark_ink:
+        # A shadow over the page's edge darkens the edge; chalk on a board is thin, lit paper is not.
+        dark_ink = float(np.mean(smooth > (background_level + high) / 2)) >= MIN_LIT_PAPER
     background = _background(luminance, dark_ink, surface)
     if photo and dark_ink:
         background = _under_shadows(luminance, background, surface)
@@ -463,12 +489,13 @@ def _ink_from_luminance(
 
 DRAWN_SHARE = 0.5  # a picture more than this much pure black or pure white was drawn, not photographed
 MIN_PHOTO_SIDE = 256  # pictures at least this long (original pixels) may be photos: paper on a desk, shadows
-SHADOW_DEPTH = 0.88  # paper darker than this share of the fitted lighting, over a region, is in a shadow
+SHADOW_DEPTH = 0.93  # paper darker than this share of the fitted lighting, over a region, is in a shadow
 SHADOW_SIDE = 256  # shadows are mapped at this size: they are large and soft
 SHADOW_REACH = 15  # pixels at SHADOW_SIDE: wider than strokes there, narrower than a shadow
 SHADOW_CORE = 31  # a shadow holds a disc this wide (pixels at SHADOW_SIDE); strokes, even thick ones, do not
 MIN_SHADOW = 0.08  # share of the picture a shadow covers at least
 MAX_SHADOW_DEPTH = 0.65  # a shadow on paper takes away at most this share of the light; ink takes more
+MIN_LIT_PAPER = 0.25  # a photo this much brighter than its edge is paper with a shadow over its edge, not a dark board
 
 
 def _under_shadows(luminance: np.ndarray, background: np.ndarray, surface: np.ndarray | None) -> np.ndarray:
@@ -490,14 +517,18 @@ def _under_shadows(luminance: np.ndarray, background: np.ndarray, surface: np.nd
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (SHADOW_REACH, SHADOW_REACH))
     local = cv2.GaussianBlur(cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel), (0, 0), 1.5)
     ratio = local / np.maximum(fitted, 0.02)
-    departure = ((ratio < SHADOW_DEPTH) | (ratio > 2 - SHADOW_DEPTH)).astype(np.uint8)
-    if departure.mean() < MIN_SHADOW:
+    shadowed, lit = (ratio < SHADOW_DEPTH).astype(np.uint8), (ratio > 2 - SHADOW_DEPTH).astype(np.uint8)
+    if np.mean(shadowed | lit) < MIN_SHADOW:
         return background
     core = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (SHADOW_CORE, SHADOW_CORE))
-    if not cv2.erode(departure, core).any():  # only strokes depart from the fit: no shadow
+    # What casts a shadow (a hand, an arm, a phone) reaches in from outside the picture or the paper, so a
+    # shadow meets the frame or the paper's edge; a thick stroke, far inside, does not. A reflection lies anywhere.
+    edge = np.ones(shadowed.shape, dtype=np.uint8) if surface is None else inside.astype(np.uint8)
+    edge = cv2.erode(edge, np.ones((5, 5), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0) == 0
+    cast = (cv2.morphologyEx(shadowed, cv2.MORPH_OPEN, core) > 0) & edge
+    if not cast.any() and not cv2.erode(lit, core).any():  # only strokes depart from the fit: no shadow
         return background
-    shadowed = ratio < SHADOW_DEPTH
-    if shadowed.any() and float(np.median(ratio[shadowed])) < 1 - MAX_SHADOW_DEPTH:
+    if shadowed.any() and float(np.median(ratio[shadowed > 0])) < 1 - MAX_SHADOW_DEPTH:
         return background  # far darker than shadows on paper get: that is ink (a large, blurred digit)
     return cv2.resize(local, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float32)
 

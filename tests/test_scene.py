@@ -12,7 +12,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from digit_classifier import data, realinputs
 from digit_classifier.errors import NoDigitFoundError
@@ -136,6 +136,26 @@ def test_a_light_digit_on_a_dark_board_still_reads(classifier, test_digits):
     steps = preprocess_steps(jpeg(board))
     assert steps.ink_source == "light ink on dark background"
     assert classifier.probabilities(steps.image[None])[0].argmax() == 3
+
+
+def shadowed_page(digit_ink: np.ndarray, seed: int = 0) -> bytes:
+    """Plain paper with the sharp shadow of an arm over its left side (half the light gone), the digit written
+    inside the shadow: the lit part is a bright quadrilateral with a sharp edge, as a note on a desk would be."""
+    size = (1000, 750)
+    shade = Image.new("L", size, 0)
+    ImageDraw.Draw(shade).polygon([(0, 0), (560, 0), (500, 750), (0, 750)], fill=255)
+    shade = np.asarray(shade.filter(ImageFilter.GaussianBlur(3)), np.float32)[..., None] / 255
+    page = np.ones((size[1], size[0], 3), np.float32) * np.asarray(PAPER, np.float32) / 255
+    write(page, digit_ink, 280, 200, pen=(25, 25, 40))
+    page *= 1 - 0.5 * shade
+    page += np.random.default_rng(seed).normal(0, 0.01, page.shape).astype(np.float32)
+    return jpeg(page)
+
+
+def test_a_sharp_shadow_across_the_page_is_not_the_edge_of_a_note(classifier, test_digits):
+    steps = preprocess_steps(shadowed_page(ink_of(first_of(test_digits, 5), 150)))
+    assert steps.surface_kind == "whole picture", "the page in the shadow is the same paper, not a desk"
+    assert classifier.probabilities(steps.image[None])[0].argmax() == 5
 
 
 def test_a_blank_note_on_a_desk_is_no_digit():
