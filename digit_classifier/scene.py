@@ -175,10 +175,11 @@ def find_surface(luminance: np.ndarray, rgb: np.ndarray | None) -> np.ndarray | 
         if min(side_a, side_b) < MIN_PAPER_SIDE * min(size):  # a long thick stroke is no sheet of paper
             continue
         brightness = float(np.median(small_luminance[region > 0]))
-        ring = (cv2.dilate(hull, wide) > 0) & (cv2.dilate(hull, kernel) == 0)  # beyond the edge's own blur
+        near = cv2.dilate(hull, wide) > 0
+        ring = near & (cv2.dilate(hull, kernel) == 0)  # beyond the edge's own blur
         if not ring.any() or brightness < float(np.median(small_luminance[ring])) + MIN_PAPER_LIFT:
             continue  # paper is brighter than what it lies on; the inside of a loop of ink is not
-        beyond = (cv2.dilate(hull, wider) > 0) & (cv2.dilate(hull, wide) == 0)  # clear of the edge itself
+        beyond = (cv2.dilate(hull, wider) > 0) & ~near  # clear of the edge itself
         if _in_shadow(small, small_luminance, region > 0, beyond if beyond.any() else ring):
             return None  # what lies around it is the same page in a shadow, not a desk: the picture is all paper
         outline = (filled > 0) & (cv2.erode(filled, np.ones((3, 3), np.uint8)) == 0) & inner
