@@ -47,6 +47,7 @@ COMPARABLE = 0.25  # strokes with at least this share of the main stroke's ink c
 MAX_COMPARABLE = 15  # ... and more of them than a number and a stray mark or two is a page of writing
 LINE_LENGTH = 2.5  # a straight stroke this many times as long as the digits are tall is a line, not a digit ...
 LINE_SPREAD = 0.06  # ... straight: its pixels stray from their axis by at most this share of the digit height (sd)
+LINE_END = 0.25  # on a ruled page, a stroke this thin (short side over long) that the frame cuts is a line's end
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,7 @@ MIN_SPAN = 0.6  # a printed line is seen in at least this share of the pieces it
 MIN_FAMILY = 2  # rulings come several at a time (a lone long stroke is not a ruling)
 MAX_LINE_WOBBLE = 1.0  # median distance (pixels at RULING_SIDE) of a line's pieces from its fitted curve
 FAMILY_ROUNDS = 4  # converging lines of one family are found in up to this many rounds
+LINE_SWAY = 2.0  # a line is at most this much darker in one stretch than over a third of its length (a stroke along it is not the line)
 LINE_RESIDUE = 0.25  # ink left on a line weaker than this share of the line's own darkness is the line's
 
 
@@ -418,7 +420,9 @@ def _erase(ink: np.ndarray, lines: list[_Line]) -> None:
         rows_c = np.clip(rows, 0, height - 1)
         band = ink[rows_c, columns]
         darkness = np.where(valid, band, 0).max(0)
-        line_level = np.clip(_running_low(darkness, max(15, width // 12)), 0, 0.95)
+        local = _running_low(darkness, max(15, width // 12))
+        wide = _running_low(darkness, max(45, width // 3))
+        line_level = np.clip(np.minimum(local, LINE_SWAY * wide), 0, 0.95)
         stroke = 1 - (1 - np.clip(band, None, 1)) / (1 - line_level)
         stroke = np.where(stroke > LINE_RESIDUE * line_level, stroke, 0)
         above = ink[np.clip(centre[0] - reach - 2, 0, height - 1), columns]
@@ -603,15 +607,17 @@ def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: n
         raise NoDigitFoundError("Ink covers most of the image: no single digit stands out. Crop to one digit on a plain background.")
     labels, count = ndimage.label(strokes, structure=np.ones((3, 3)))
     masses = np.bincount(labels[strokes], weights=smooth[strokes], minlength=count + 1)[1:]  # ink per component
+    boxes = [_box_of(box) for box in ndimage.find_objects(labels)]
     if rulings is not None and rulings.any():
-        # What is left of a printed line lies along it; a digit that crosses lines mostly does not.
+        # What is left of a printed line lies along it, or is its thin end where the frame cuts it; a digit
+        # that crosses lines mostly does not.
         band = _dilate_mask(rulings > LINE_TRACE, 1)
         on_lines = np.bincount(labels.ravel(), weights=band.ravel(), minlength=count + 1)[1:]
         sizes = np.maximum(np.bincount(labels.ravel(), minlength=count + 1)[1:], 1)
-        masses = np.where(on_lines / sizes >= MAX_ON_LINES, 0.0, masses)
+        stubs = np.array([_line_end(box, ink.shape) for box in boxes])
+        masses = np.where((on_lines / sizes >= MAX_ON_LINES) | stubs, 0.0, masses)
         if not masses.any():
             raise NoDigitFoundError("Only the paper's printed lines were found: no digit. Write or draw a digit and try again.")
-    boxes = [_box_of(box) for box in ndimage.find_objects(labels)]
     masses = np.where(_lines(labels, boxes, masses), 0.0, masses)
     main = int(np.argmax(masses))
     if np.count_nonzero(masses >= COMPARABLE * masses[main]) > MAX_COMPARABLE:
@@ -1029,6 +1035,13 @@ def _lines(labels: np.ndarray, boxes: list[tuple[int, int, int, int]], masses: n
         height = float(np.median(np.delete(heights, position)))
         lines[index] = length >= LINE_LENGTH * height and spread <= LINE_SPREAD * height
     return lines
+
+
+def _line_end(box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool:
+    """A thin stroke that the frame cuts: the end of a printed line, left where the rulings step stops."""
+    top, left, bottom, right = box
+    touches = top == 0 or left == 0 or bottom == shape[0] or right == shape[1]
+    return touches and min(bottom - top, right - left) <= LINE_END * max(bottom - top, right - left)
 
 
 def _box_of(slices: tuple[slice, slice]) -> tuple[int, int, int, int]:

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from digit_classifier import data, realinputs
 from digit_classifier.errors import NoDigitFoundError
+from digit_classifier.predict import read_image
 from digit_classifier.preprocess import preprocess, preprocess_steps
 
 PAPER = (238, 236, 228)
@@ -78,6 +79,12 @@ def test_a_seven_whose_bar_lies_on_a_ruled_line(classifier, test_digits):
     steps = preprocess_steps(jpeg(page))
     assert steps.rulings.max() > 0.1, "the ruled lines are found and removed"
     assert classifier.probabilities(steps.image[None])[0].argmax() == 7
+    # The bar keeps its ink where it lies on the line: the line's own darkness there is read from a longer
+    # stretch of the line than the bar covers.
+    row = top + bar
+    written = seven[bar - 2 : bar + 3].max(0)
+    kept = steps.ink[row - 2 : row + 3, 300 : 300 + seven.shape[1]].max(0)
+    assert kept[written > 0.5].mean() > 0.8
 
 
 def test_a_one_drawn_along_a_grid_line(classifier, test_digits):
@@ -97,6 +104,16 @@ def test_a_zero_cut_by_two_lines_in_pencil(classifier, test_digits):
     steps = preprocess_steps(jpeg(page))
     assert steps.rulings.max() > 0.1
     assert classifier.probabilities(steps.image[None])[0].argmax() == 0
+
+
+def test_the_end_of_a_line_that_the_frame_cuts_is_not_a_digit(classifier, test_digits):
+    """A line the rulings step did not follow to the edge of the picture leaves a thin dark stroke that the frame
+    cuts, beside the writing: it is not a 1."""
+    page = ruled(spacing=60, first=30, vertical_spacing=60, colour=GREY_LINE, width=2)
+    write(page, ink_of(first_of(test_digits, 3), 160), 230, 400, pen=(30, 30, 40))
+    page[260:420, 0:9] *= 0.25
+    reading = read_image(classifier, jpeg(page))
+    assert reading.text == "3"
 
 
 def desk(size=(1000, 750), colour=(95, 70, 50), seed=0) -> Image.Image:
