@@ -93,6 +93,7 @@ def predictions(
     return found
 
 
+WIDE = 1.0  # a digit of a number this wide (share of its height) is looked at again even when the model is sure
 ONE_WIDTH = 0.6  # two 1s pressed together are each no wider than this share of their height
 
 
@@ -102,6 +103,14 @@ def _plausible(halves: list[Prediction]) -> bool:
     return not all(half.label == 1 for half in halves) or all(
         half.box[2] - half.box[0] <= ONE_WIDTH * (half.box[3] - half.box[1]) for half in halves
     )
+
+
+def _wide(digit: Prediction) -> bool:
+    """Wider than most single digits are: maybe two pressed together, even when the model is sure of one."""
+    if digit.box is None:
+        return False
+    x0, y0, x1, y1 = digit.box
+    return x1 - x0 >= WIDE * (y1 - y0)
 
 
 def read_digits(
@@ -115,19 +124,27 @@ def read_digits(
     """The digits of one picture, from the model's probabilities for them. In a number, a digit the model
     doubts may be two pressed together (a 1 leaning on a 6 is one run of ink): it gets a second look at
     `cuts(index)`, its ways to be cut in two, all through the model in one call. Of the cuts whose two halves
-    the model is sure of, the one it is surest of (its less sure half) replaces the digit."""
+    the model is sure of, the one it is surest of (its less sure half) replaces the digit. A digit as wide as
+    it is tall gets that look even when the model is sure of it (a 1 touching a 3 reads as a fair 3); there
+    a cut stands only when both halves are surer than the whole."""
     digits = predictions(calibration, probabilities, images, boxes)
     if len(digits) < 2:
         return digits
     read = []
     for index, digit in enumerate(digits):
-        alternatives = cuts(index) if not digit.is_confident else ()
+        alternatives = cuts(index) if not digit.is_confident or _wide(digit) else ()
         if alternatives:
             halves = np.concatenate([cut.images for cut in alternatives])
             boxes_of_halves = [box for cut in alternatives for box in cut.boxes]
             looked = predictions(calibration, classifier.probabilities(halves), halves, boxes_of_halves)
             pairs = [looked[start : start + 2] for start in range(0, len(looked), 2)]
-            sure = [pair for pair in pairs if all(half.is_confident for half in pair) and _plausible(pair)]
+            sure = [
+                pair
+                for pair in pairs
+                if all(half.is_confident for half in pair)
+                and _plausible(pair)
+                and (not digit.is_confident or min(half.confidence for half in pair) > digit.confidence)
+            ]
             if sure:
                 read.extend(max(sure, key=lambda pair: min(half.confidence for half in pair)))
                 continue

@@ -18,7 +18,8 @@ from PIL import Image, ImageDraw
 
 from digit_classifier import config, nondigits, realinputs
 from digit_classifier.errors import TooMuchWritingError
-from digit_classifier.predict import predict_files, read_image
+from digit_classifier.calibration import Calibration
+from digit_classifier.predict import predict_files, predictions, read_image
 from digit_classifier.preprocess import preprocess_steps
 
 
@@ -112,6 +113,25 @@ def test_a_pressed_pair_is_cut_where_the_model_is_surest_of_both_halves(classifi
         steps = preprocess_steps(sources[index])
         assert len(steps.digits) < len(texts[index])
         assert max(len(steps.cuts_in_picture(i)) for i in range(len(steps.digits))) > 1
+        reading = read_image(classifier, sources[index])
+        assert reading.text == texts[index]
+        assert reading.is_confident
+
+
+# Train-split numbers (seed 5) in which a pair pressed into one run of ink reads, with confidence, as one digit
+# of the two: 1308 on the canvas ("13" reads as a 3), 0510 in a dark photo ("51" as a 5), 99905 on paper ("99" as
+# a 9), 77326 on paper ("77" as a 7, beside a 3 as wide as it is tall and a wider 2, which stay whole).
+SURE_BUT_TWO = (165, 214, 229, 321)
+
+
+def test_a_wide_pair_the_model_is_sure_of_as_one_digit_is_still_cut(classifier):
+    sources, texts = realinputs.numbers_set(max(SURE_BUT_TWO) + 1, split="train", seed=5)
+    calibration = Calibration.of(classifier)
+    for index in SURE_BUT_TWO:
+        steps = preprocess_steps(sources[index])
+        boxes = [steps.box_in_picture(i) for i in range(len(steps.images))]
+        first = predictions(calibration, classifier.probabilities(steps.images), steps.images, boxes)
+        assert len(first) < len(texts[index]) and all(digit.is_confident for digit in first)
         reading = read_image(classifier, sources[index])
         assert reading.text == texts[index]
         assert reading.is_confident
