@@ -606,16 +606,20 @@ def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: n
     if np.mean(smooth > 0.5 * peak) > MAX_INK_COVERAGE:
         raise NoDigitFoundError("Ink covers most of the image: no single digit stands out. Crop to one digit on a plain background.")
     labels, count = ndimage.label(strokes, structure=np.ones((3, 3)))
-    masses = np.bincount(labels[strokes], weights=smooth[strokes], minlength=count + 1)[1:]  # ink per component
-    boxes = [_box_of(box) for box in ndimage.find_objects(labels)]
-    if rulings is not None and rulings.any():
+    lined = rulings is not None and bool(rulings.any())
+    if lined:
         # What is left of a printed line lies along it, or is its thin end where the frame cuts it; a digit
-        # that crosses lines mostly does not.
+        # that crosses lines mostly does not. A stroke that a darker line cut in two is one stroke again.
         band = _dilate_mask(rulings > LINE_TRACE, 1)
         on_lines = np.bincount(labels.ravel(), weights=band.ravel(), minlength=count + 1)[1:]
         sizes = np.maximum(np.bincount(labels.ravel(), minlength=count + 1)[1:], 1)
+        residue = on_lines / sizes >= MAX_ON_LINES
+        labels, count, residue = _joined_across_lines(labels, residue, strokes, band)
+    masses = np.bincount(labels[strokes], weights=smooth[strokes], minlength=count + 1)[1:]  # ink per component
+    boxes = [_box_of(box) for box in ndimage.find_objects(labels)]
+    if lined:
         stubs = np.array([_line_end(box, ink.shape) for box in boxes])
-        masses = np.where((on_lines / sizes >= MAX_ON_LINES) | stubs, 0.0, masses)
+        masses = np.where(residue | stubs, 0.0, masses)
         if not masses.any():
             raise NoDigitFoundError("Only the paper's printed lines were found: no digit. Write or draw a digit and try again.")
     masses = np.where(_lines(labels, boxes, masses), 0.0, masses)
@@ -1007,6 +1011,27 @@ def _perimeter(mask: np.ndarray) -> int:
     padded = np.pad(mask, 1)
     inner = padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
     return int(np.count_nonzero(mask & ~inner))
+
+
+def _joined_across_lines(
+    labels: np.ndarray, residue: np.ndarray, strokes: np.ndarray, band: np.ndarray
+) -> tuple[np.ndarray, int, np.ndarray]:
+    """Strokes (`labels`, numbered from 1) that a removed printed line cut apart, numbered as one; what is left
+    of the lines themselves (`residue`, per stroke) keeps its own number. -> labels, count, residue."""
+    if not band.any():
+        return labels, len(residue), residue
+    inside = cv2.distanceTransform(band.astype(np.uint8), cv2.DIST_L2, 3)
+    side = 2 * int(np.ceil(np.percentile(inside[band], 95))) + 5  # a little more than the lines are thick
+    closed = cv2.morphologyEx(strokes.astype(np.uint8), cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side)))
+    groups, group_count = ndimage.label(strokes | (band & (closed > 0)), structure=np.ones((3, 3)))
+    group_of = np.zeros(len(residue) + 1, dtype=np.int64)
+    group_of[labels[strokes]] = groups[strokes]  # a stroke lies in one group: every pixel writes the same number
+    group_of = np.where(residue, group_count + 1 + np.arange(len(residue)), group_of[1:])
+    numbers, renumbered = np.unique(group_of, return_inverse=True)
+    mapping = np.concatenate([[0], renumbered + 1])
+    joined_residue = np.zeros(len(numbers), dtype=bool)
+    joined_residue[renumbered[residue]] = True
+    return mapping[labels], len(numbers), joined_residue
 
 
 def _dilate_mask(mask: np.ndarray, steps: int) -> np.ndarray:

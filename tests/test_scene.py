@@ -106,6 +106,18 @@ def test_a_zero_cut_by_two_lines_in_pencil(classifier, test_digits):
     assert classifier.probabilities(steps.image[None])[0].argmax() == 0
 
 
+def test_a_pencil_seven_cut_by_a_darker_line_stays_one_digit(classifier, test_digits):
+    """Where the line is darker than the pencil, removing it leaves a gap across the stroke; the two parts are
+    still one digit (not "77")."""
+    seven = ink_of(first_of(test_digits, 7), 200) * 0.5
+    page = ruled(spacing=70, first=40, colour=(60, 60, 60), width=5)
+    write(page, seven, 150, 300, pen=(90, 90, 90))
+    steps = preprocess_steps(jpeg(page))
+    assert steps.rulings.max() > 0.1
+    reading = read_image(classifier, jpeg(page))
+    assert reading.text == "7"
+
+
 def test_the_end_of_a_line_that_the_frame_cuts_is_not_a_digit(classifier, test_digits):
     """A line the rulings step did not follow to the edge of the picture leaves a thin dark stroke that the frame
     cuts, beside the writing: it is not a 1."""
