@@ -105,6 +105,10 @@ def _plausible(halves: list[Prediction]) -> bool:
     )
 
 
+def _least_sure(halves: list[Prediction]) -> float:
+    return min(half.confidence for half in halves)
+
+
 def _wide(digit: Prediction) -> bool:
     """Wider than most single digits are: maybe two pressed together, even when the model is sure of one."""
     if digit.box is None:
@@ -143,10 +147,10 @@ def read_digits(
                 for pair in pairs
                 if all(half.is_confident for half in pair)
                 and _plausible(pair)
-                and (not digit.is_confident or min(half.confidence for half in pair) > digit.confidence)
+                and (not digit.is_confident or _least_sure(pair) > digit.confidence)
             ]
             if sure:
-                read.extend(max(sure, key=lambda pair: min(half.confidence for half in pair)))
+                read.extend(max(sure, key=_least_sure))
                 continue
         read.append(digit)
     return read
