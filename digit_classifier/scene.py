@@ -391,12 +391,13 @@ def _follow(peak, bins, pieces, values, along, offset0, lift, theta, factor, wid
 
 
 def _running_low(values: np.ndarray, block: int) -> np.ndarray:
-    """The 30th percentile of `values` in blocks of `block`, interpolated between block centres."""
-    count = -(-len(values) // block)
-    padded = np.pad(values, (0, count * block - len(values)), mode="edge").reshape(count, block)
-    levels = np.percentile(padded, 30, axis=1)
+    """The 30th percentile of each row of `values` in blocks of `block` along it, interpolated between block centres."""
+    rows, length = values.shape
+    count = -(-length // block)
+    padded = np.pad(values, ((0, 0), (0, count * block - length)), mode="edge").reshape(rows, count, block)
+    levels = np.percentile(padded, 30, axis=2)
     centres = (np.arange(count) + 0.5) * block
-    return np.interp(np.arange(len(values)), centres, levels)
+    return np.stack([np.interp(np.arange(length), centres, row) for row in levels])
 
 
 def _erase(ink: np.ndarray, lines: list[_Line]) -> None:
@@ -418,12 +419,15 @@ def _erase(ink: np.ndarray, lines: list[_Line]) -> None:
         rows = centre + offsets
         valid = (rows >= 0) & (rows < height)
         rows_c = np.clip(rows, 0, height - 1)
-        band = ink[rows_c, columns]
-        darkness = np.where(valid, band, 0).max(0)
-        local = _running_low(darkness, max(15, width // 12))
-        wide = _running_low(darkness, max(45, width // 3))
-        line_level = np.clip(np.minimum(local, LINE_SWAY * wide), 0, 0.95)
-        stroke = 1 - (1 - np.clip(band, None, 1)) / (1 - line_level)
+        band = np.where(valid, ink[rows_c, columns], 0)
+        local = _running_low(band, max(15, width // 12))
+        wide = _running_low(band, max(45, width // 3))
+        profile = np.clip(np.minimum(local, LINE_SWAY * wide), 0, 0.95)  # the line's darkness row by row across it
+        # a row is as dark as its neighbours' darkest: the fitted centre may be a pixel off the line
+        padded = np.pad(profile, ((1, 1), (0, 0)))
+        profile = np.maximum(profile, np.maximum(padded[:-2], padded[2:]))
+        line_level = profile.max(0)
+        stroke = 1 - (1 - np.clip(band, None, 1)) / (1 - profile)
         stroke = np.where(stroke > LINE_RESIDUE * line_level, stroke, 0)
         above = ink[np.clip(centre[0] - reach - 2, 0, height - 1), columns]
         below = ink[np.clip(centre[0] + reach + 2, 0, height - 1), columns]

@@ -118,6 +118,21 @@ def test_a_pencil_seven_cut_by_a_darker_line_stays_one_digit(classifier, test_di
     assert reading.text == "7"
 
 
+def test_faint_pencil_between_the_lines_of_a_dense_grid_keeps_its_ink(classifier, test_digits):
+    """On small squares the lines' bands cover most of the paper, and pencil lighter than the lines runs beside
+    them everywhere: only the line's own darkness, row by row across it, is removed, so a stroke a few pixels
+    off a line keeps its ink."""
+    two = ink_of(first_of(test_digits, 2), 48) * 0.45
+    page = ruled(size=(420, 420), spacing=16, first=6, vertical_spacing=16, colour=(165, 150, 215), width=3)
+    write(page, two, 170, 180, pen=(110, 110, 110))
+    steps = preprocess_steps(jpeg(page))
+    assert steps.rulings.max() > 0.1, "the grid is found and removed"
+    strokes = np.zeros(steps.ink.shape, bool)
+    strokes[170 : 170 + two.shape[0], 180 : 180 + two.shape[1]] = two > 0.3
+    assert np.median(steps.ink[strokes]) > 0.15, "the pencil is still ink"
+    assert read_image(classifier, jpeg(page)).text == "2"
+
+
 def test_the_end_of_a_line_that_the_frame_cuts_is_not_a_digit(classifier, test_digits):
     """A line the rulings step did not follow to the edge of the picture leaves a thin dark stroke that the frame
     cuts, beside the writing: it is not a 1."""
