@@ -294,8 +294,11 @@ def _find_lines(
         theta = np.deg2rad(degrees)
         offsets = ys * np.cos(theta) - xs * np.sin(theta)
         bins = np.round(offsets - offsets.min()).astype(np.int64)
-        mean = np.bincount(bins, values) / np.maximum(np.bincount(bins), 1)
-        score = float(np.sum(np.clip(mean - ndimage.median_filter(mean, 9, mode="nearest"), 0, None) ** 2))
+        counts = np.bincount(bins)
+        mean = np.bincount(bins, values) / np.maximum(counts, 1)
+        lift = np.clip(mean - ndimage.median_filter(mean, 9, mode="nearest"), 0, None)
+        # only offsets that cross much of the paper count: a few pixels in a corner make a noisy mean
+        score = float(np.sum(lift[counts >= 0.3 * counts.max()] ** 2))
         return score, (theta, offsets, bins, mean)
 
     # Coarse to fine: a sharp peak appears within a degree of the lines' angle.
@@ -351,20 +354,31 @@ def _follow(peak, bins, pieces, values, along, offset0, lift, theta, factor, wid
         excess = np.clip(profile[piece, around] - paper_level, 0, None) + 1e-6
         return float(positions[piece, best]), float(np.average(around, weights=excess)) + peak - reach, contrast
 
-    start = int(crossed[np.argmax(profile[crossed, reach])])
-    centres, weights = [], []
-    for direction in (-1, 1):
-        expected = reach
-        piece = start if direction == -1 else start + 1
-        while 0 <= piece < SEGMENTS:
-            if counts[piece].sum() >= 4 * (2 * reach + 1) // 3:
-                seen = found(piece, expected)
-                if seen is not None:
-                    centres.append(seen[:2])
-                    weights.append(seen[2])
-                    expected = int(round(seen[1] - peak + reach))
-            piece += direction
-    if len(centres) < max(3, MIN_SPAN * len(crossed)):
+    def walk(start: int) -> tuple[list, list]:
+        """The line's centre in each piece, followed both ways from `start`."""
+        centres, weights = [], []
+        for direction in (-1, 1):
+            expected = reach
+            piece = start if direction == -1 else start + 1
+            while 0 <= piece < SEGMENTS:
+                if counts[piece].sum() >= 4 * (2 * reach + 1) // 3:
+                    seen = found(piece, expected)
+                    if seen is not None:
+                        centres.append(seen[:2])
+                        weights.append(seen[2])
+                        expected = int(round(seen[1] - peak + reach))
+                piece += direction
+        return centres, weights
+
+    # From the piece where the line is darkest; where that is a stroke lying on the line (it can lead the walk
+    # astray), again from a piece of typical darkness.
+    darkness = profile[crossed, reach]
+    typical = crossed[np.argsort(darkness)[len(crossed) // 2]]
+    for start in dict.fromkeys((int(crossed[np.argmax(darkness)]), int(typical))):
+        centres, weights = walk(start)
+        if len(centres) >= max(3, MIN_SPAN * len(crossed)):
+            break
+    else:
         return None
     u, r = np.array(centres).T
     degree = 2 if len(centres) >= 6 else 1

@@ -87,6 +87,22 @@ def test_a_seven_whose_bar_lies_on_a_ruled_line(classifier, test_digits):
     assert kept[written > 0.5].mean() > 0.8
 
 
+def test_a_line_is_followed_past_a_dark_digit_lying_on_it(classifier, test_digits):
+    """A line is followed from where it is darkest, which is inside a dark digit lying on it: the line is still
+    removed from edge to edge, and the digit kept."""
+    four = ink_of(first_of(test_digits, 4), 220)
+    bar = darkest_row(four, slice(four.shape[0] // 3, 2 * four.shape[0] // 3))
+    page = ruled(size=(1000, 660), spacing=80, first=40, colour=(120, 120, 125), width=3, tilt=1.5)
+    left = 420
+    top = round(40 + 3 * 80 + np.tan(np.deg2rad(1.5)) * (left + four.shape[1] / 2)) - bar
+    write(page, four, top, left, pen=(25, 45, 150))
+    steps = preprocess_steps(jpeg(page))
+    line_row = lambda x: round(40 + 3 * 80 + np.tan(np.deg2rad(1.5)) * x)  # noqa: E731
+    for x in (60, 250, 800, 950):  # on both sides of the digit
+        assert steps.rulings[line_row(x) - 3 : line_row(x) + 4, x].max() > 0.1, f"the line is removed at x={x}"
+    assert read_image(classifier, jpeg(page)).text == "4"
+
+
 def test_a_one_drawn_along_a_grid_line(classifier, test_digits):
     one = ink_of(first_of(test_digits, 1), 170)
     column = int(np.argmax(one.sum(0)))
