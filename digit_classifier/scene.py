@@ -254,24 +254,31 @@ def remove_rulings(ink: np.ndarray, surface: np.ndarray) -> tuple[np.ndarray, np
     on their own must be several, or accompany lines across.
     """
     cleaned = ink.copy()
-    across = _erase_family(cleaned, surface, MIN_FAMILY)
-    down = _erase_family(cleaned.T, surface.T, 1 if across else MIN_FAMILY)  # a transposed view writes into `cleaned`
+    across, angle = _erase_family(cleaned, surface, MIN_FAMILY)
+    # Lines down the page run about square to those across it (a perspective view turns them a little), so
+    # they are first looked for there: a lone thin margin line is missed by the coarse search over all angles.
+    down, _ = _erase_family(cleaned.T, surface.T, 1 if across else MIN_FAMILY, near=-angle if across else None)
     if not across and not down:
         return ink, np.zeros_like(ink)
     return cleaned, np.clip(ink - cleaned, 0, None)
 
 
-def _erase_family(ink: np.ndarray, surface: np.ndarray, min_family: int) -> int:
+def _erase_family(ink: np.ndarray, surface: np.ndarray, min_family: int, near: float | None = None) -> tuple[int, float | None]:
     """Find and erase lines along the rows of `ink`, in place; a few rounds, because in perspective the
-    lines of one family converge and each round finds those that share its dominant angle. -> lines erased."""
-    erased, angle = 0, None
+    lines of one family converge and each round finds those that share its dominant angle. `near`: the angle
+    to look at first (all angles when nothing is found there). -> (lines erased, the angle of the first found)."""
+    erased, first = 0, None
     for _ in range(FAMILY_ROUNDS):
-        lines, angle = _find_lines(ink, surface, min_family if not erased else 1, near=angle)
+        lines, angle = _find_lines(ink, surface, min_family if not erased else 1, near=near)
+        if not lines and not erased and near is not None:
+            lines, angle = _find_lines(ink, surface, min_family)
         if not lines:
             break
         _erase(ink, lines)
         erased += len(lines)
-    return erased
+        first = angle if first is None else first
+        near = angle
+    return erased, first
 
 
 def _find_lines(
