@@ -522,6 +522,8 @@ MIN_PHOTO_SIDE = 256  # pictures at least this long (original pixels) may be pho
 SHADOW_DEPTH = 0.93  # paper darker than this share of the fitted lighting, over a region, is in a shadow
 SHADOW_SIDE = 256  # shadows are mapped at this size: they are large and soft
 SHADOW_REACH = 15  # pixels at SHADOW_SIDE: wider than strokes there, narrower than a shadow
+SHADOW_NARROW = 9  # ... and this narrower one follows a finger's shadow, ...
+STROKE_NOT_SHADOW = 0.65  # ... except where it is this much darker than the wider one: a thick stroke
 SHADOW_CORE = 31  # a shadow holds a disc this wide (pixels at SHADOW_SIDE); strokes, even thick ones, do not
 MIN_SHADOW = 0.08  # share of the picture a shadow covers at least
 MAX_SHADOW_DEPTH = 0.65  # a shadow on paper takes away at most this share of the light; ink takes more
@@ -560,6 +562,11 @@ def _under_shadows(luminance: np.ndarray, background: np.ndarray, surface: np.nd
         return background
     if shadowed.any() and float(np.median(ratio[shadowed > 0])) < 1 - MAX_SHADOW_DEPTH:
         return background  # far darker than shadows on paper get: that is ink (a large, blurred digit)
+    # A narrower closing follows the edges of narrow shadows (a finger's) that the wider one takes for ink;
+    # where it is far darker than the wider one, it has followed a thick stroke instead, which is ink.
+    narrow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (SHADOW_NARROW, SHADOW_NARROW))
+    closer = cv2.GaussianBlur(cv2.morphologyEx(small, cv2.MORPH_CLOSE, narrow), (0, 0), 1.5)
+    local = np.where(closer >= STROKE_NOT_SHADOW * local, closer, local)
     return cv2.resize(local, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float32)
 
 

@@ -218,6 +218,34 @@ def test_a_sharp_shadow_across_the_page_is_not_the_edge_of_a_note(classifier, te
     assert classifier.probabilities(steps.image[None])[0].argmax() == 5
 
 
+def hand_shadow_page(digit_ink: np.ndarray, pen: tuple[int, int, int], seed: int = 0) -> bytes:
+    """Plain paper with the soft shadow of a hand reaching in from the right (a palm and four fingers, 40 % of the
+    light gone), a fingertip ending just beside the digit."""
+    size = (1000, 750)
+    shade = Image.new("L", size, 0)
+    draw = ImageDraw.Draw(shade)
+    draw.ellipse((760, 150, 1160, 550), fill=255)
+    for k, y in enumerate((170, 290, 410, 530)):
+        draw.line([(800, y), (470 - 40 * (k % 2), y + 20)], fill=255, width=72)
+    shade = np.asarray(shade.filter(ImageFilter.GaussianBlur(12)), np.float32)[..., None] / 255
+    page = np.ones((size[1], size[0], 3), np.float32) * np.asarray(PAPER, np.float32) / 255
+    write(page, digit_ink, 240, 250, pen=pen)
+    page *= 1 - 0.4 * shade
+    page += np.random.default_rng(seed).normal(0, 0.01, page.shape).astype(np.float32)
+    return jpeg(page)
+
+
+@pytest.mark.parametrize(
+    ("label", "height", "pen"),
+    [(4, 170, (30, 40, 140)), (7, 200, (20, 20, 30)), (0, 330, (15, 15, 20))],  # the 0's strokes: a thick marker's
+)
+def test_the_shadows_of_fingers_beside_a_digit_are_not_ink(classifier, test_digits, label, height, pen):
+    """A finger's shadow is a few strokes wide: the closing wide enough for thick strokes keeps part of it as
+    ink (a 1 beside the digit, or a bar through it); a narrower one follows it, except over dark thick strokes."""
+    reading = read_image(classifier, hand_shadow_page(ink_of(first_of(test_digits, label), height), pen))
+    assert reading.text == str(label)
+
+
 def test_a_blank_note_on_a_desk_is_no_digit():
     with pytest.raises(NoDigitFoundError):
         preprocess(note_on_desk(None))
