@@ -15,22 +15,25 @@ from digit_classifier.preprocess import NoDigitFoundError
 # optdigits, the other writers' 8x8 digits shipped with scikit-learn.
 REAL_INPUT_FLOORS = {
     "photo": 0.985, "transparent": 0.985, "canvas": 0.98, "lowres": 0.95, "optdigits": 0.93,
-    # Photos of notebook pages, notes on a desk and shadowed pages: measured 89.6 / 95.4 / 89.2 % on these
-    # 500 (notebook 86.8 % and desk 95.0 % before strokes along and across removed lines kept their ink and
-    # their unity; shadows 75.0 % before a sharp shadow was told from the edge of a note on a desk and shadows
-    # that only bend the lighting fit were followed; 86.4 / 94.6 / 75.4 % with the model trained on digits only;
-    # 44.6 / 10.6 / 20.2 % before the scene stage); the floors catch a regression, the aim is 98 %.
-    "notebook": 0.87, "desk": 0.93, "shadow": 0.87,
+    # Photos of notebook pages, notes on a desk and shadowed pages: measured 94.0 / 96.0 / 93.0 % on these
+    # 500 (89.6 / 95.4 / 89.2 % before printed lines were divided out row by row across them, found at angles
+    # scored on offsets that cross the paper, and hand shadows followed with a narrower closing; notebook 86.8 %
+    # and desk 95.0 % before strokes along and across removed lines kept their ink and their unity; shadows
+    # 75.0 % before a sharp shadow was told from the edge of a note on a desk; 86.4 / 94.6 / 75.4 % with the
+    # model trained on digits only; 44.6 / 10.6 / 20.2 % before the scene stage); the floors catch a
+    # regression, the aim is 98 %.
+    "notebook": 0.92, "desk": 0.94, "shadow": 0.91,
 }
 REAL_SET_SIZE = 500
 # Share of the photo-like set read as exactly one digit: measured 99.6 % (two taken for a number).
 PHOTO_ONE_DIGIT_FLOOR = 0.99
-# Numbers of 2-6 MNIST test digits (`realinputs.numbers_set`, 400): measured 78.5 % read exactly, 83.5 % of
-# digits right in place (66.5 / 68.5 % before digits pressed together got a second look and light 1s were kept,
-# 75.75 / 79.9 % before sharp shadows were told from desks, 77.0 / 81.2 % before wide pairs the model is sure
-# of got a second look and strokes were joined across removed lines; 64.75 / 67.6 % with the model trained on
-# digits only); the floor catches a regression, the aim is 95 %.
-NUMBERS_EXACT_FLOOR = 0.76
+# Numbers of 2-6 MNIST test digits (`realinputs.numbers_set`, 400): measured 80.0 % read exactly, 85.5 % of
+# digits right in place (78.5 / 83.5 % before printed lines were divided out row by row across them; 66.5 /
+# 68.5 % before digits pressed together got a second look and light 1s were kept, 75.75 / 79.9 % before sharp
+# shadows were told from desks, 77.0 / 81.2 % before wide pairs the model is sure of got a second look and
+# strokes were joined across removed lines; 64.75 / 67.6 % with the model trained on digits only); the floor
+# catches a regression, the aim is 95 %.
+NUMBERS_EXACT_FLOOR = 0.78
 
 
 @pytest.fixture(scope="module")
