@@ -424,9 +424,11 @@ def _running_low(values: np.ndarray, block: int) -> np.ndarray:
 def _erase(ink: np.ndarray, lines: list[_Line]) -> None:
     """Remove each line's own darkness from `ink` (in place), keeping the ink of strokes that cross it.
 
-    Along a line, the line's darkness is a running low percentile of the
-    darkest value across it: strokes that cross are short, so they do not move
-    it. Darkness combines multiplicatively (1 - total = (1 - line)(1 - stroke)),
+    Along a line, the line's darkness is a running low percentile of each row
+    across it (its own profile: dark at its centre, paper a few rows away, so
+    a stroke running beside it keeps its ink): strokes that cross are short,
+    so they do not move it. Darkness combines multiplicatively
+    (1 - total = (1 - line)(1 - stroke)),
     so dividing the line out leaves a crossing stroke's ink. Where the line was
     darker than the stroke, nothing is left of the stroke inside the band; it
     is bridged from the ink just above and below the band.
