@@ -71,10 +71,15 @@ def test_keras_and_litert_agree_on_each_realistic_set(classifier, served, kind):
 
 
 def test_the_recorded_export_check_is_the_one_measured_here(mnist_answers):
+    """The metadata records the check the export passed, and this machine measures the same thing. The exact
+    largest difference depends on the kernels LiteRT picks for the processor (7.8e-7 where the model was exported,
+    1.3e-6 on another machine of the same kind), so it must agree in size, not to the digit."""
     recorded = versions.resolve_current().metadata["litert_export"]
     difference = float(np.abs(mnist_answers[0] - mnist_answers[1]).max())
     assert recorded["images"] == 10_000 and recorded["labels_identical"] is True
-    assert recorded["max_probability_difference"] == pytest.approx(difference, rel=0.05, abs=1e-9)
+    assert np.array_equal(mnist_answers[0].argmax(1), mnist_answers[1].argmax(1))
+    assert 0 < recorded["max_probability_difference"] <= TOLERANCE and difference <= TOLERANCE
+    assert difference / 10 <= recorded["max_probability_difference"] <= difference * 10
 
 
 # No TensorFlow in the serving processes -----------------------------------------------------
