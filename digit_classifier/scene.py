@@ -303,10 +303,10 @@ def _find_lines(
         bins = np.round(offsets - offsets.min()).astype(np.int64)
         counts = np.bincount(bins)
         mean = np.bincount(bins, values) / np.maximum(counts, 1)
-        lift = np.clip(mean - ndimage.median_filter(mean, 9, mode="nearest"), 0, None)
+        lift = mean - ndimage.median_filter(mean, 9, mode="nearest")
         # only offsets that cross much of the paper count: a few pixels in a corner make a noisy mean
-        score = float(np.sum(lift[counts >= 0.3 * counts.max()] ** 2))
-        return score, (theta, offsets, bins, mean)
+        score = float(np.sum(np.clip(lift[counts >= 0.3 * counts.max()], 0, None) ** 2))
+        return score, (theta, offsets, bins, counts, lift)
 
     # Coarse to fine: a sharp peak appears within a degree of the lines' angle.
     if near is None:
@@ -315,9 +315,7 @@ def _find_lines(
         coarse = max((projection(d) for d in np.arange(near - 2.0, near + 2.01, 1.0)), key=lambda found: found[0])
     centre = np.rad2deg(coarse[1][0])
     fine = [projection(d) for d in np.arange(centre - 1.0, centre + 1.01, 0.25) if d != centre]
-    theta, offsets, bins, mean = max([coarse, *fine], key=lambda found: found[0])[1]
-    counts = np.bincount(bins)
-    lift = mean - ndimage.median_filter(mean, 9, mode="nearest")
+    theta, offsets, bins, counts, lift = max([coarse, *fine], key=lambda found: found[0])[1]
     peaks = np.flatnonzero(
         (lift > MIN_LINE_CONTRAST) & (lift >= np.roll(lift, 1)) & (lift > np.roll(lift, -1)) & (counts >= 0.3 * counts.max())
     )
@@ -548,8 +546,7 @@ def _under_shadows(luminance: np.ndarray, background: np.ndarray, surface: np.nd
     if surface is not None:
         inside = cv2.resize(surface.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
         small = np.where(inside, small, fitted)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (SHADOW_REACH, SHADOW_REACH))
-    local = cv2.GaussianBlur(cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel), (0, 0), 1.5)
+    local = _closed(small, SHADOW_REACH)
     ratio = local / np.maximum(fitted, 0.02)
     shadowed, lit = (ratio < SHADOW_DEPTH).astype(np.uint8), (ratio > 2 - SHADOW_DEPTH).astype(np.uint8)
     if np.mean(shadowed | lit) < MIN_SHADOW:
@@ -566,10 +563,16 @@ def _under_shadows(luminance: np.ndarray, background: np.ndarray, surface: np.nd
         return background  # far darker than shadows on paper get: that is ink (a large, blurred digit)
     # A narrower closing follows the edges of narrow shadows (a finger's) that the wider one takes for ink;
     # where it is far darker than the wider one, it has followed a thick stroke instead, which is ink.
-    narrow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (SHADOW_NARROW, SHADOW_NARROW))
-    closer = cv2.GaussianBlur(cv2.morphologyEx(small, cv2.MORPH_CLOSE, narrow), (0, 0), 1.5)
+    closer = _closed(small, SHADOW_NARROW)
     local = np.where(closer >= STROKE_NOT_SHADOW * local, closer, local)
     return cv2.resize(local, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+
+
+def _closed(luminance: np.ndarray, side: int) -> np.ndarray:
+    """A grey closing by a disc `side` pixels wide (the brightest value nearby, then the darkest), softened:
+    dark strokes narrower than the disc are gone, wider dark regions stay."""
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
+    return cv2.GaussianBlur(cv2.morphologyEx(luminance, cv2.MORPH_CLOSE, disc), (0, 0), 1.5)
 
 
 def _quadratic_terms(ys: np.ndarray, xs: np.ndarray) -> list[np.ndarray]:

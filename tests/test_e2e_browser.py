@@ -21,6 +21,7 @@ from tools.app_harness import (
     CANVAS_HEIGHT,
     CANVAS_WIDTH,
     CHROMIUM,
+    NUMBER_DRAWING,
     REPO_ROOT,
     digit_png,
     draw,
@@ -265,13 +266,6 @@ def test_review_page_lists_and_deletes_a_correction(page, server):
 
 
 # Numbers ----------------------------------------------------------------------------------------
-
-NUMBER_DRAWING = [  # 7, 1, 4 across the wide canvas, a writer's gap between them
-    (7, (30, 50, 130, 190)),
-    (1, (215, 50, 50, 190)),
-    (4, (320, 50, 150, 190)),
-]
-
 
 def test_a_drawn_three_digit_number_is_read_whole(page):
     for digit, box in NUMBER_DRAWING:

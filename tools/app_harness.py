@@ -188,6 +188,13 @@ def server_run(page, timeout: float = 30_000) -> Iterator[None]:
         socket.remove_listener("framesent", on_sent)
 
 
+NUMBER_DRAWING = (  # 7, 1, 4 across the wide canvas, a writer's gap between them: (digit, box on the canvas)
+    (7, (30, 50, 130, 190)),
+    (1, (215, 50, 50, 190)),
+    (4, (320, 50, 150, 190)),
+)
+
+
 def canvas_origin(page) -> Point:
     canvas = page.locator(CANVAS)
     canvas.scroll_into_view_if_needed()

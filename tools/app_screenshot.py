@@ -14,9 +14,8 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from tools.app_harness import REPO_ROOT, draw_digit, launch_chromium, open_app, streamlit_server
+from tools.app_harness import NUMBER_DRAWING, REPO_ROOT, draw_digit, launch_chromium, open_app, streamlit_server
 
-NUMBER = ((7, (30, 50, 130, 190)), (1, (215, 50, 50, 190)), (4, (320, 50, 150, 190)))  # digit, box on the canvas
 VIEWPORT = {"width": 1280, "height": 780}
 
 
@@ -25,9 +24,9 @@ def main(out: Path) -> None:
         browser = launch_chromium(playwright)
         page = open_app(browser, url)
         page.set_viewport_size(VIEWPORT)
-        for digit, box in NUMBER:
+        for digit, box in NUMBER_DRAWING:
             draw_digit(page, digit, box)
-        expected = "".join(str(digit) for digit, _ in NUMBER)
+        expected = "".join(str(digit) for digit, _ in NUMBER_DRAWING)
         page.get_by_text(f"Prediction: {expected}", exact=True).wait_for(timeout=30_000)
         page.wait_for_timeout(500)  # the probability chart draws just after the text
         page.screenshot(path=out)
