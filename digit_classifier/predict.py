@@ -93,7 +93,8 @@ def predictions(
     return found
 
 
-WIDE = 1.0  # a digit of a number this wide (share of its height) is looked at again even when the model is sure
+WIDE = 0.8  # a digit of a number this wide (share of its height) is looked at again even when the model is sure, ...
+SURER = 0.05  # ... and gives way to a cut only when the cut's less sure half leaves this share of the whole's doubt
 ONE_WIDTH = 0.6  # two 1s pressed together are each no wider than this share of their height
 
 
@@ -107,6 +108,12 @@ def _plausible(halves: list[Prediction]) -> bool:
 
 def _least_sure(halves: list[Prediction]) -> float:
     return min(half.confidence for half in halves)
+
+
+def _surer(halves: list[Prediction], whole: Prediction) -> bool:
+    """Both halves far surer than the whole: the model is near-certain of almost any clean stroke, so a cut
+    that is merely a little surer (a 0 read as a 0 and a sliver of its side read as a 1) is not evidence."""
+    return 1 - _least_sure(halves) < SURER * (1 - whole.confidence)
 
 
 def _wide(digit: Prediction) -> bool:
@@ -128,9 +135,9 @@ def read_digits(
     """The digits of one picture, from the model's probabilities for them. In a number, a digit the model
     doubts may be two pressed together (a 1 leaning on a 6 is one run of ink): it gets a second look at
     `cuts(index)`, its ways to be cut in two, all through the model in one call. Of the cuts whose two halves
-    the model is sure of, the one it is surest of (its less sure half) replaces the digit. A digit as wide as
-    it is tall gets that look even when the model is sure of it (a 1 touching a 3 reads as a fair 3); there
-    a cut stands only when both halves are surer than the whole."""
+    the model is sure of, the one it is surest of (its less sure half) replaces the digit. A digit at least 0.8
+    times as wide as it is tall gets that look even when the model is sure of it (a 1 touching a 3 reads as a fair 3);
+    there a cut stands only when both halves are far surer than the whole (`_surer`)."""
     digits = predictions(calibration, probabilities, images, boxes)
     if len(digits) < 2:
         return digits
@@ -147,7 +154,7 @@ def read_digits(
                 for pair in pairs
                 if all(half.is_confident for half in pair)
                 and _plausible(pair)
-                and (not digit.is_confident or _least_sure(pair) > digit.confidence)
+                and (not digit.is_confident or _surer(pair, digit))
             ]
             if sure:
                 read.extend(max(sure, key=_least_sure))
