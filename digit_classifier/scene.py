@@ -141,7 +141,7 @@ def find_surface(luminance: np.ndarray, rgb: np.ndarray | None) -> np.ndarray | 
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
     wide = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15))
     wider = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (31, 31))
-    closed = cv2.GaussianBlur(cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel), (0, 0), 1.0)
+    closed = _closed(small, 7, soften=1.0)  # ink and rulings gone, paper edges kept
     if closed.ndim == 2:
         closed = closed[..., None]
     step = np.zeros(closed.shape[:2], dtype=np.float32)
@@ -568,11 +568,12 @@ def _under_shadows(luminance: np.ndarray, background: np.ndarray, surface: np.nd
     return cv2.resize(local, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float32)
 
 
-def _closed(luminance: np.ndarray, side: int) -> np.ndarray:
-    """A grey closing by a disc `side` pixels wide (the brightest value nearby, then the darkest), softened:
-    dark strokes narrower than the disc are gone, wider dark regions stay."""
+def _closed(values: np.ndarray, side: int, soften: float = 1.5) -> np.ndarray:
+    """A grey closing by a disc `side` pixels wide (the brightest value nearby, then the darkest), softened by a
+    Gaussian blur of `soften` pixels: dark strokes narrower than the disc are gone, wider dark regions stay.
+    `values`: luminance, or colour channels closed each on its own."""
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
-    return cv2.GaussianBlur(cv2.morphologyEx(luminance, cv2.MORPH_CLOSE, disc), (0, 0), 1.5)
+    return cv2.GaussianBlur(cv2.morphologyEx(values, cv2.MORPH_CLOSE, disc), (0, 0), soften)
 
 
 def _quadratic_terms(ys: np.ndarray, xs: np.ndarray) -> list[np.ndarray]:
