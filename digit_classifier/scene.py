@@ -274,7 +274,7 @@ def _erase_family(ink: np.ndarray, surface: np.ndarray, min_family: int, near: f
             lines, angle = _find_lines(ink, surface, min_family)
         if not lines:
             break
-        _erase(ink, lines)
+        _erase(ink, lines, surface)
         erased += len(lines)
         first = angle if first is None else first
         near = angle
@@ -409,23 +409,28 @@ def _follow(peak, bins, pieces, values, along, offset0, lift, theta, factor, wid
     return _Line(((centre + 0.5) / factor - 0.5).astype(np.float32), max(1.0, span / factor))
 
 
-def _running_low(values: np.ndarray, block: int) -> np.ndarray:
-    """The 30th percentile of each row of `values` in blocks of `block` along it, interpolated between block centres."""
+def _running_low(values: np.ndarray, block: int, span: tuple[int, int]) -> np.ndarray:
+    """The 30th percentile of each row of `values` in blocks of `block` along it, interpolated between block centres,
+    read within columns [start, end) of `span` and carried on from its ends to the rest of the row."""
     rows, length = values.shape
-    count = -(-length // block)
-    padded = np.pad(values, ((0, 0), (0, count * block - length)), mode="edge").reshape(rows, count, block)
+    start, end = span
+    count = -(-(end - start) // block)
+    inside = values[:, start:end]
+    padded = np.pad(inside, ((0, 0), (0, count * block - inside.shape[1])), mode="edge").reshape(rows, count, block)
     levels = np.percentile(padded, 30, axis=2)
-    centres = (np.arange(count) + 0.5) * block
+    centres = start + (np.arange(count) + 0.5) * block
     return np.stack([np.interp(np.arange(length), centres, row) for row in levels])
 
 
-def _erase(ink: np.ndarray, lines: list[_Line]) -> None:
+def _erase(ink: np.ndarray, lines: list[_Line], surface: np.ndarray) -> None:
     """Remove each line's own darkness from `ink` (in place), keeping the ink of strokes that cross it.
 
     Along a line, the line's darkness is a running low percentile of each row
     across it (its own profile: dark at its centre, paper a few rows away, so
     a stroke running beside it keeps its ink): strokes that cross are short,
-    so they do not move it. Darkness combines multiplicatively
+    so they do not move it. It is read on the `surface` only: off the paper
+    there is no ink, and counting it would leave the line's last stretch
+    before the paper's edge as a stub of ink. Darkness combines multiplicatively
     (1 - total = (1 - line)(1 - stroke)),
     so dividing the line out leaves a crossing stroke's ink. Where the line was
     darker than the stroke, nothing is left of the stroke inside the band; it
@@ -441,8 +446,12 @@ def _erase(ink: np.ndarray, lines: list[_Line]) -> None:
         valid = (rows >= 0) & (rows < height)
         rows_c = np.clip(rows, 0, height - 1)
         band = np.where(valid, ink[rows_c, columns], 0)
-        local = _running_low(band, max(15, width // 12))
-        wide = _running_low(band, max(45, width // 3))
+        on_paper = np.flatnonzero(surface[rows_c[reach], columns])
+        if not on_paper.size:
+            continue
+        span = (int(on_paper[0]), int(on_paper[-1]) + 1)
+        local = _running_low(band, max(15, width // 12), span)
+        wide = _running_low(band, max(45, width // 3), span)
         profile = np.clip(np.minimum(local, LINE_SWAY * wide), 0, 0.95)  # the line's darkness row by row across it
         # a row is as dark as its neighbours' darkest: the fitted centre may be a pixel off the line
         padded = np.pad(profile, ((1, 1), (0, 0)))

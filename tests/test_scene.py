@@ -169,8 +169,9 @@ def desk(size=(1000, 750), colour=(95, 70, 50), seed=0) -> Image.Image:
     return Image.fromarray(np.clip(wood, 0, 255).astype(np.uint8))
 
 
-def note_on_desk(digit_ink: np.ndarray | None, angle: float = 8.0) -> bytes:
-    note = np.ones((420, 360, 3), np.float32) * np.asarray(PAPER, np.float32) / 255
+def note_on_desk(digit_ink: np.ndarray | None, angle: float = 8.0, note: np.ndarray | None = None) -> bytes:
+    """`digit_ink` written on a note (plain, or the float RGB page `note`, 360x420), turned by `angle`, on a desk."""
+    note = np.ones((420, 360, 3), np.float32) * np.asarray(PAPER, np.float32) / 255 if note is None else note.copy()
     if digit_ink is not None:
         write(note, digit_ink, 110, 100, pen=(25, 25, 40))
     paper = Image.fromarray((note * 255).astype(np.uint8)).convert("RGBA").rotate(angle, expand=True)
@@ -186,6 +187,17 @@ def test_a_note_on_a_desk_is_read_inside_the_paper(classifier, test_digits):
     assert steps.surface_kind == "paper on a surface"
     assert 0.1 < steps.surface.mean() < 0.4, "the surface is the note, not the picture"
     assert classifier.probabilities(steps.image[None])[0].argmax() == 4
+
+
+@pytest.mark.parametrize("label", [0, 3, 5, 6, 7, 8])
+def test_the_rulings_of_a_squared_note_on_a_desk_leave_no_stubs_at_its_edges(classifier, test_digits, label):
+    """A line's darkness is read on the paper only: counted with the desk around it (no ink there), the last
+    stretch of each line before the note's edge stayed as a stub of ink, and stubs read as digits. Each of these
+    digits was read wrong so. (On this note the first 4's bar lies along a line, which is then not found: the
+    stroke is a large share of so short a line.)"""
+    grid = ruled(size=(360, 420), spacing=70, first=35, vertical_spacing=70, colour=(90, 90, 90), width=4)
+    reading = read_image(classifier, note_on_desk(ink_of(first_of(test_digits, label), 170), angle=12.0, note=grid))
+    assert reading.text == str(label)
 
 
 def test_a_light_digit_on_a_dark_board_still_reads(classifier, test_digits):
