@@ -664,11 +664,13 @@ def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: n
         labels, count, residue = _joined_across_lines(labels, residue, strokes, band)
     masses = np.bincount(labels[strokes], weights=smooth[strokes], minlength=count + 1)[1:]  # ink per component
     boxes = [_box_of(box) for box in ndimage.find_objects(labels)]
-    if lined:
+    on_a_surface = surface is not None and not surface.all()
+    if lined or on_a_surface:
         stubs = np.array([_line_end(box, ink.shape) for box in boxes])
-        masses = np.where(residue | stubs, 0.0, masses)
+        masses = np.where((residue if lined else False) | stubs, 0.0, masses)
         if not masses.any():
-            raise NoDigitFoundError("Only the paper's printed lines were found: no digit. Write or draw a digit and try again.")
+            found = "the paper's printed lines were" if lined else "the edge of the paper was"
+            raise NoDigitFoundError(f"Only {found} found: no digit. Write or draw a digit and try again.")
     masses = np.where(_lines(labels, boxes, masses), 0.0, masses)
     main = int(np.argmax(masses))
     if np.count_nonzero(masses >= COMPARABLE * masses[main]) > MAX_COMPARABLE:
@@ -1110,7 +1112,8 @@ def _lines(labels: np.ndarray, boxes: list[tuple[int, int, int, int]], masses: n
 
 
 def _line_end(box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool:
-    """A thin stroke that the frame cuts: the end of a printed line, left where the rulings step stops."""
+    """A thin stroke that the frame cuts: the end of a printed line, left where the rulings step stops, or a
+    sliver of desk between the frame and a note that nearly touches it (too thin to be seen as desk)."""
     top, left, bottom, right = box
     touches = top == 0 or left == 0 or bottom == shape[0] or right == shape[1]
     return touches and min(bottom - top, right - left) <= LINE_END * max(bottom - top, right - left)

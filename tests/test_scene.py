@@ -15,9 +15,11 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from digit_classifier import data, realinputs
+from digit_classifier.digit import frame_digit
 from digit_classifier.errors import NoDigitFoundError
 from digit_classifier.predict import read_image
 from digit_classifier.preprocess import preprocess, preprocess_steps
+from digit_classifier.scene import locate_digits
 
 PAPER = (238, 236, 228)
 BLUE_LINE = (150, 180, 225)
@@ -198,6 +200,22 @@ def test_the_rulings_of_a_squared_note_on_a_desk_leave_no_stubs_at_its_edges(cla
     grid = ruled(size=(360, 420), spacing=70, first=35, vertical_spacing=70, colour=(90, 90, 90), width=4)
     reading = read_image(classifier, note_on_desk(ink_of(first_of(test_digits, label), 170), angle=12.0, note=grid))
     assert reading.text == str(label)
+
+
+def test_a_sliver_of_desk_between_the_frame_and_the_note_is_not_a_digit(classifier, test_digits):
+    """A note that nearly touches the frame can leave a strip of desk too thin to be seen as desk: the surface
+    takes it in, and dark against the paper it is ink, once read as a 1 beside the digit (a 5 as 15). A thin
+    stroke along the frame is not a digit when the paper lies on a surface, as it is not on a ruled page."""
+    ink = np.zeros((428, 760), np.float32)
+    digit = ink_of(first_of(test_digits, 5), 200)
+    ink[110 : 110 + digit.shape[0], 150 : 150 + digit.shape[1]] = digit
+    ink[115:365, 0:9] = 1.0  # the strip of desk, dark against the paper, along part of the note's side
+    surface = np.ones(ink.shape, dtype=bool)
+    surface[:, 600:] = False  # the rest of the desk, found
+    regions = locate_digits(ink, surface)
+    assert len(regions) == 1 and regions[0].bbox[1] >= 150
+    image = frame_digit(ink, regions[0].mask, regions[0].bbox, regions[0].stroke_level).image
+    assert classifier.probabilities(image[None])[0].argmax() == 5
 
 
 def test_a_light_digit_on_a_dark_board_still_reads(classifier, test_digits):
