@@ -125,13 +125,18 @@ def test_a_pressed_pair_is_cut_where_the_model_is_surest_of_both_halves(classifi
 SURE_BUT_TWO = (23, 165, 214, 229, 321)
 
 
+def first_look(classifier, calibration: Calibration, source):
+    """The picture's steps, and its digits as the model first reads them: before any is cut in two."""
+    steps = preprocess_steps(source)
+    boxes = [steps.box_in_picture(i) for i in range(len(steps.images))]
+    return steps, predictions(calibration, classifier.probabilities(steps.images), steps.images, boxes)
+
+
 def test_a_wide_pair_the_model_is_sure_of_as_one_digit_is_still_cut(classifier):
     sources, texts = realinputs.numbers_set(max(SURE_BUT_TWO) + 1, split="train", seed=5)
     calibration = Calibration.of(classifier)
     for index in SURE_BUT_TWO:
-        steps = preprocess_steps(sources[index])
-        boxes = [steps.box_in_picture(i) for i in range(len(steps.images))]
-        first = predictions(calibration, classifier.probabilities(steps.images), steps.images, boxes)
+        _, first = first_look(classifier, calibration, sources[index])
         assert len(first) < len(texts[index]) and all(digit.is_confident for digit in first)
         reading = read_image(classifier, sources[index])
         assert reading.text == texts[index]
@@ -147,9 +152,7 @@ def test_a_digit_the_model_is_sure_of_is_not_cut_for_halves_only_a_little_surer(
     sources, texts = realinputs.numbers_set(max(SURE_AND_ONE) + 1, split="train", seed=6)
     calibration = Calibration.of(classifier)
     for index in SURE_AND_ONE:
-        steps = preprocess_steps(sources[index])
-        boxes = [steps.box_in_picture(i) for i in range(len(steps.images))]
-        first = predictions(calibration, classifier.probabilities(steps.images), steps.images, boxes)
+        steps, first = first_look(classifier, calibration, sources[index])
         assert "".join(str(digit.label) for digit in first) == texts[index]
         tempting = []
         for i, digit in enumerate(first):
