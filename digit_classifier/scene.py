@@ -1090,14 +1090,17 @@ def _dilate_mask(mask: np.ndarray, steps: int) -> np.ndarray:
 def _lines(labels: np.ndarray, boxes: list[tuple[int, int, int, int]], masses: np.ndarray) -> np.ndarray:
     """Which strokes are lines beside the writing, not digits: a printed line the rulings step missed, an
     underline. Each is straight and far longer than the other strokes that count as writing are tall (the
-    median of their heights); a digit is not both (a 1 is straight, but as tall as its neighbours). With
-    no other stroke to compare with, nothing is a line."""
+    median of their heights); a digit is not both (a 1 is straight, but as tall as its neighbours). Every
+    stroke that would be kept is looked at, not only those that count as writing: a faint margin line the
+    length of the page would otherwise set the height of the digits. With no other stroke to compare with,
+    nothing is a line."""
     writing = np.flatnonzero(masses >= COMPARABLE * masses.max())
+    heights = {index: boxes[index][2] - boxes[index][0] for index in writing}
     lines = np.zeros(len(masses), dtype=bool)
-    if len(writing) < 2:
-        return lines
-    heights = np.array([boxes[index][2] - boxes[index][0] for index in writing], dtype=np.float64)
-    for position, index in enumerate(writing):
+    for index in np.flatnonzero(masses >= KEEP_COMPONENT * masses.max()):
+        others = [height for other, height in heights.items() if other != index]
+        if not others:
+            continue
         top, left, bottom, right = boxes[index]
         rows, cols = np.nonzero(labels[top:bottom, left:right] == index + 1)
         if len(rows) < 3:
@@ -1106,7 +1109,7 @@ def _lines(labels: np.ndarray, boxes: list[tuple[int, int, int, int]], masses: n
         variances, axes = np.linalg.eigh(np.cov(points))
         along = axes[:, 1] @ points  # position along the stroke's main axis
         length, spread = float(along.max() - along.min() + 1), float(np.sqrt(max(variances[0], 0.0)))  # sd across it
-        height = float(np.median(np.delete(heights, position)))
+        height = float(np.median(others))
         lines[index] = length >= LINE_LENGTH * height and spread <= LINE_SPREAD * height
     return lines
 

@@ -235,6 +235,18 @@ def test_an_underline_is_not_part_of_the_number(classifier):
     assert reading.is_confident
 
 
+def test_a_faint_margin_line_the_length_of_the_page_is_not_part_of_the_number(classifier):
+    """A long straight line too faint to count as writing is still no digit, and it does not set the height of
+    the digits: taken for one (six times as tall as they are), it had the 4 and the 7 joined as one digit."""
+    picture = Image.new("L", (520, 620), 0)
+    draw = ImageDraw.Draw(picture)
+    for stroke in [[(80, 240), (55, 340), (160, 340)], [(130, 280), (130, 380)], [(220, 245), (320, 245), (250, 380)]]:
+        draw.line(stroke, fill=255, width=14, joint="curve")
+    draw.line([(22, 0), (26, 620)], fill=60, width=4)  # a margin line, a quarter as dark as the strokes
+    reading = read_image(classifier, np.asarray(picture))
+    assert reading.text == "47"
+
+
 def test_printed_lines_the_rulings_step_missed_are_not_writing(classifier):
     """A ruled page (train split, seed 5) where two of the lines next to the number are too faint to be
     found as rulings: they are left in the ink, and are not a second line of writing, nor digits. (Its 7 and 1
