@@ -47,7 +47,7 @@ COMPARABLE = 0.25  # strokes with at least this share of the main stroke's ink c
 MAX_COMPARABLE = 15  # ... and more of them than a number and a stray mark or two is a page of writing
 LINE_LENGTH = 2.5  # a straight stroke this many times as long as the digits are tall is a line, not a digit ...
 LINE_SPREAD = 0.06  # ... straight: its pixels stray from their axis by at most this share of the digit height (sd)
-LINE_END = 0.25  # on a ruled page, a stroke this thin (short side over long) that the frame cuts is a line's end
+LINE_END = 0.25  # on a ruled page or a note on a desk, a stroke this thin (short side over long) that the frame cuts is no digit
 
 
 @dataclass(frozen=True)

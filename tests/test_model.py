@@ -15,9 +15,9 @@ from digit_classifier.preprocess import NoDigitFoundError
 # optdigits, the other writers' 8x8 digits shipped with scikit-learn.
 REAL_INPUT_FLOORS = {
     "photo": 0.985, "transparent": 0.985, "canvas": 0.98, "lowres": 0.95, "optdigits": 0.93,
-    # Photos of notebook pages, notes on a desk and shadowed pages: measured 94.0 / 97.4 / 93.0 % on these
-    # 500 (desk 96.0 % before a printed line's darkness was read on the paper only and a sliver of desk along
-    # the frame was told from a stroke; 89.6 / 95.4 / 89.2 % before printed lines were divided out row by row across them, found at angles
+    # Photos of notebook pages, notes on a desk and shadowed pages: measured 94.2 / 97.4 / 93.0 % on these
+    # 500 (94.0 / 96.0 % before a printed line's darkness was read on the paper only, a sliver of desk along
+    # the frame was told from a stroke and faint long lines were lines; 89.6 / 95.4 / 89.2 % before printed lines were divided out row by row across them, found at angles
     # scored on offsets that cross the paper, and hand shadows followed with a narrower closing; notebook 86.8 %
     # and desk 95.0 % before strokes along and across removed lines kept their ink and their unity; shadows
     # 75.0 % before a sharp shadow was told from the edge of a note on a desk; 86.4 / 94.6 / 75.4 % with the
