@@ -643,7 +643,8 @@ def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: n
     smooth = _smoothed(ink)
     peak = float(smooth.max())
     detail = ink - smooth  # pixel-to-pixel noise; smooth strokes leave almost nothing here
-    on_paper = detail[surface] if surface is not None and not surface.all() else detail
+    on_a_surface = surface is not None and not surface.all()  # paper found on a desk, not a picture all paper
+    on_paper = detail[surface] if on_a_surface else detail
     noise = 1.4826 * float(np.median(np.abs(on_paper - np.median(on_paper))))
     if peak < MIN_INK:
         raise NoDigitFoundError("The strokes are too faint: no digit was found.")
@@ -654,6 +655,7 @@ def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: n
         raise NoDigitFoundError("Ink covers most of the image: no single digit stands out. Crop to one digit on a plain background.")
     labels, count = ndimage.label(strokes, structure=np.ones((3, 3)))
     lined = rulings is not None and bool(rulings.any())
+    residue = np.zeros(count, dtype=bool)
     if lined:
         # What is left of a printed line lies along it, or is its thin end where the frame cuts it; a digit
         # that crosses lines mostly does not. A stroke that a darker line cut in two is one stroke again.
@@ -664,10 +666,9 @@ def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: n
         labels, count, residue = _joined_across_lines(labels, residue, strokes, band)
     masses = np.bincount(labels[strokes], weights=smooth[strokes], minlength=count + 1)[1:]  # ink per component
     boxes = [_box_of(box) for box in ndimage.find_objects(labels)]
-    on_a_surface = surface is not None and not surface.all()
     if lined or on_a_surface:
         stubs = np.array([_line_end(box, ink.shape) for box in boxes])
-        masses = np.where((residue if lined else False) | stubs, 0.0, masses)
+        masses = np.where(residue | stubs, 0.0, masses)
         if not masses.any():
             found = "the paper's printed lines were" if lined else "the edge of the paper was"
             raise NoDigitFoundError(f"Only {found} found: no digit. Write or draw a digit and try again.")
