@@ -238,6 +238,7 @@ MAX_LINE_WOBBLE = 1.0  # median distance (pixels at RULING_SIDE) of a line's pie
 FAMILY_ROUNDS = 4  # converging lines of one family are found in up to this many rounds
 LINE_SWAY = 2.0  # a line is at most this much darker in one stretch than over a third of its length (a stroke along it is not the line)
 LINE_RESIDUE = 0.25  # ink left on a line weaker than this share of the line's own darkness is the line's
+CROSSING_INK = 0.1  # ink this dark just above and below a line is a stroke crossing it, however much darker the line
 
 
 @dataclass(frozen=True)
@@ -462,7 +463,7 @@ def _erase(ink: np.ndarray, lines: list[_Line], surface: np.ndarray) -> None:
         above = ink[np.clip(centre[0] - reach - 2, 0, height - 1), columns]
         below = ink[np.clip(centre[0] + reach + 2, 0, height - 1), columns]
         bridge = np.minimum(above, below)
-        crossing = bridge > np.maximum(2 * line_level * LINE_RESIDUE, 0.1)
+        crossing = bridge > CROSSING_INK
         stroke = np.where(crossing[None, :], np.maximum(stroke, bridge[None, :]), stroke)
         ink[rows_c[valid], np.broadcast_to(columns, rows.shape)[valid]] = stroke[valid]
 
@@ -683,6 +684,7 @@ def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: n
     kept[[index + 1 for index in parts]] = True
     tall = [index for index in parts if masses[index] >= COMPARABLE * masses[main]]
     pieces = _digit_pieces(labels, parts, boxes, tall)
+    faint = np.zeros(ink.shape, dtype=bool)  # marks off the line of writing, too faint to be writing
     owned = None  # the pixels each digit owns, when they are more than its piece (found on cores, with a halo)
     if any(piece.width > SPLIT_WIDTH * piece.height for piece in pieces):  # digits merged by their blurred edges?
         on_cores, owned_on_cores = _core_pieces(kept[labels], smooth, float(np.percentile(smooth[labels == main + 1], 90)))
@@ -697,17 +699,30 @@ def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: n
         chosen = [index for index, is_heavy in enumerate(heavy) if is_heavy or _light_digit(pieces[index], writing, height)]
         pieces = [pieces[index] for index in chosen]
         owned = [owned[index] for index in chosen] if owned else None
-        if any(_rows_shared(a, b) < ONE_LINE * min(a.height, b.height) for a, b in zip(pieces, pieces[1:])):
-            raise TooMuchWritingError("The picture holds several lines of writing. Crop it to one line of digits.")
+        if not _one_line(pieces):
+            # The edge of a shadow or a smudge off the line is far fainter than the digits; another line of writing is not.
+            own = owned or [_full_mask(piece, ink.shape) for piece in pieces]
+            levels = [float(np.percentile(smooth[mask], 90)) for mask in own]
+            chosen = [index for index, level in enumerate(levels) if level >= FAINT_MARK * max(levels)]
+            for index in set(range(len(own))) - set(chosen):
+                faint |= own[index]
+            pieces = [pieces[index] for index in chosen]
+            owned = [owned[index] for index in chosen] if owned else None
+            if not _one_line(pieces):
+                raise TooMuchWritingError("The picture holds several lines of writing. Crop it to one line of digits.")
         if len(pieces) > MAX_DIGITS:
             raise TooMuchWritingError(f"The picture holds more than {MAX_DIGITS} digits. Crop it to a shorter number.")
     if len(pieces) == 1:
-        # One digit: it and every stroke near it (a detached bar, a serif, a pencil gap), as MNIST's writers drew it.
+        # One digit: the main stroke and every stroke near it (a detached bar, a serif, a pencil gap), as MNIST's
+        # writers drew it.
+        if faint.any():  # the main stroke was a faint mark off the line: the digit's own heaviest stroke leads
+            strokes_in = np.unique(labels[owned[0] if owned else _full_mask(pieces[0], ink.shape)]) - 1
+            main = int(strokes_in[np.argmax(masses[strokes_in])])
         top, left, bottom, right = boxes[main]
         reach = 0.6 * max(bottom - top, right - left)
         keep = np.zeros(count + 1, dtype=bool)
         keep[[index + 1 for index in parts if _near(boxes[index], boxes[main], reach)]] = True
-        masks = [keep[labels]]
+        masks = [keep[labels] & ~faint]
     else:
         masks = owned or [_full_mask(piece, ink.shape) for piece in pieces]
     regions = [_region(mask, smooth) for mask in masks]
@@ -803,6 +818,7 @@ MIN_SIDE_HEIGHT = 0.75  # ... and this share in height; the join is not in the t
 JOIN_BAND = 0.2  # (where a 0, 4 or 6 left open at the top or bottom has its single stroke)
 FULL_HEIGHT = 0.75  # digits on two lines are both at least this share of the digit height
 ONE_LINE = 0.3  # neighbouring digits on one line share at least this share of the shorter one's rows
+FAINT_MARK = 0.4  # off the line, a piece whose strokes are under this share as dark as the darkest piece's is no writing
 
 
 @dataclass
@@ -854,6 +870,11 @@ def _digit_pieces(labels: np.ndarray, parts: list[int], boxes: list, tall: list[
         else:  # a part above or below its neighbour (a 5's bar drawn off to the side) is part of it
             pieces[index : index + 2] = [a.joined(b)]
     return pieces
+
+
+def _one_line(pieces: list[_Piece]) -> bool:
+    """Neighbours (left to right) share rows: the pieces stand on one line of writing."""
+    return all(_rows_shared(a, b) >= ONE_LINE * min(a.height, b.height) for a, b in zip(pieces, pieces[1:]))
 
 
 def _rows_shared(a: _Piece, b: _Piece) -> int:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from digit_classifier import data, realinputs
 from digit_classifier.digit import frame_digit
-from digit_classifier.errors import NoDigitFoundError
+from digit_classifier.errors import NoDigitFoundError, TooMuchWritingError
 from digit_classifier.predict import read_image
 from digit_classifier.preprocess import preprocess, preprocess_steps
 from digit_classifier.scene import locate_digits
@@ -136,6 +137,19 @@ def test_a_pencil_seven_cut_by_a_darker_line_stays_one_digit(classifier, test_di
     assert reading.text == "7"
 
 
+def test_a_faint_pencil_one_across_a_black_line_is_bridged(classifier, test_digits):
+    """A pencil stroke a fifth as dark as the line it crosses: nothing of it is left inside the line's band, so
+    the band is bridged from the ink just above and below it, however much darker the line is."""
+    one = ink_of(first_of(test_digits, 1), 260) * 0.35
+    page = ruled(size=(600, 1000), spacing=300, first=140, colour=(25, 25, 25), width=7)
+    write(page, one, 300, 120, pen=(120, 120, 120))
+    steps = preprocess_steps(jpeg(page))
+    assert steps.rulings.max() > 0.5, "the black lines are found and removed"
+    column = steps.ink[:, 120 : 120 + one.shape[1]].max(1)
+    assert column[430:450].min() > 0.1, "the stroke runs on through the line's band"
+    assert read_image(classifier, jpeg(page)).text == "1"
+
+
 def test_faint_pencil_between_the_lines_of_a_dense_grid_keeps_its_ink(classifier, test_digits):
     """On small squares the lines' bands cover most of the paper, and pencil lighter than the lines runs beside
     them everywhere: only the line's own darkness, row by row across it, is removed, so a stroke a few pixels
@@ -216,6 +230,24 @@ def test_a_sliver_of_desk_between_the_frame_and_the_note_is_not_a_digit(classifi
     assert len(regions) == 1 and regions[0].bbox[1] >= 150
     image = frame_digit(ink, regions[0].mask, regions[0].bbox, regions[0].stroke_level).image
     assert classifier.probabilities(image[None])[0].argmax() == 5
+
+
+def test_a_faint_mark_off_the_line_is_not_a_second_line_of_writing(classifier, test_digits):
+    """The soft edge of a shadow leaves a long, faint ridge of ink: more ink in all than a small digit has, but
+    its strokes are a fraction as dark. Off the digit's line it is dropped, not taken for a second line of
+    writing; the same ridge as dark as the digit is one, and gets that message."""
+    ink = np.zeros((700, 600), np.float32)
+    five = ink_of(first_of(test_digits, 5), 150)
+    ink[60 : 60 + five.shape[0], 360 : 360 + five.shape[1]] = 0.6 * five
+    ridge = np.zeros_like(ink)
+    cv2.ellipse(ridge, (260, 300), (200, 170), 0, 90, 180, 1.0, 50)  # a curve below and beside the digit
+    ridge = cv2.GaussianBlur(ridge, (0, 0), 6)
+    regions = locate_digits(ink + 0.12 * ridge)
+    assert len(regions) == 1 and regions[0].bbox[1] >= 360
+    image = frame_digit(ink, regions[0].mask, regions[0].bbox, regions[0].stroke_level).image
+    assert classifier.probabilities(image[None])[0].argmax() == 5
+    with pytest.raises(TooMuchWritingError, match="several lines"):
+        locate_digits(ink + 0.6 * ridge)
 
 
 def test_a_light_digit_on_a_dark_board_still_reads(classifier, test_digits):
