@@ -266,13 +266,17 @@ def remove_rulings(ink: np.ndarray, surface: np.ndarray) -> tuple[np.ndarray, np
 
 def _erase_family(ink: np.ndarray, surface: np.ndarray, min_family: int, near: float | None = None) -> tuple[int, float | None]:
     """Find and erase lines along the rows of `ink`, in place; a few rounds, because in perspective the
-    lines of one family converge and each round finds those that share its dominant angle. `near`: the angle
-    to look at first (all angles when nothing is found there). -> (lines erased, the angle of the first found)."""
+    lines of one family converge and each round finds those that share its dominant angle. Each round looks
+    near the angle the last one found, so the rounds walk one way from the first angle; when that finds
+    nothing more, the lines on its other side are looked for once near the first. `near`: the angle to look
+    at first (all angles when nothing is found there). -> (lines erased, the angle of the first found)."""
     erased, first = 0, None
     for _ in range(FAMILY_ROUNDS):
         lines, angle = _find_lines(ink, surface, min_family if not erased else 1, near=near)
         if not lines and not erased and near is not None:
             lines, angle = _find_lines(ink, surface, min_family)
+        if not lines and erased and near != first:  # converging lines on the first angle's other side
+            lines, angle = _find_lines(ink, surface, 1, near=first)
         if not lines:
             break
         _erase(ink, lines, surface)

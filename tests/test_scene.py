@@ -150,6 +150,34 @@ def test_a_faint_pencil_one_across_a_black_line_is_bridged(classifier, test_digi
     assert read_image(classifier, jpeg(page)).text == "1"
 
 
+def fanned_grid(size=(1000, 700), spacing=70, across=7.0, columns=(11.0, 1.0)) -> np.ndarray:
+    """Squared paper photographed off-axis: the rows tilted by `across` degrees, the columns converging, tilted
+    from columns[0] degrees at the left edge to columns[1] at the right."""
+    picture = Image.new("RGB", size, PAPER)
+    pen = ImageDraw.Draw(picture)
+    width, height = size
+    for y in range(-200, height + 200, spacing):
+        pen.line([(0, y), (width, y + np.tan(np.deg2rad(across)) * width)], fill=(110, 110, 110), width=3)
+    for x in range(20, width + 100, spacing):
+        tilt = np.deg2rad(columns[0] + (columns[1] - columns[0]) * x / width)
+        pen.line([(x, 0), (x - np.tan(tilt) * height, height)], fill=(110, 110, 110), width=3)
+    return np.asarray(picture, dtype=np.float32) / 255
+
+
+@pytest.mark.parametrize("label", [3, 7])
+def test_converging_columns_on_both_sides_of_the_first_found_are_removed(classifier, test_digits, label):
+    """Each round looks for lines near the angle the last one found, so rounds walk one way from the first angle;
+    the columns on its other side are looked for there once the walk finds nothing more."""
+    digit = ink_of(first_of(test_digits, label), 150) * 0.6
+    page = fanned_grid()
+    write(page, digit, 250, 150, pen=(70, 70, 70))
+    steps = preprocess_steps(jpeg(page))
+    outside = steps.ink.copy()
+    outside[250 : 250 + digit.shape[0], 150 : 150 + digit.shape[1]] = 0
+    assert np.mean(outside > 0.15) < 0.005, "every column is removed"
+    assert read_image(classifier, jpeg(page)).text == str(label)
+
+
 def test_faint_pencil_between_the_lines_of_a_dense_grid_keeps_its_ink(classifier, test_digits):
     """On small squares the lines' bands cover most of the paper, and pencil lighter than the lines runs beside
     them everywhere: only the line's own darkness, row by row across it, is removed, so a stroke a few pixels
