@@ -229,7 +229,7 @@ def _hull_mask(region: np.ndarray) -> tuple[np.ndarray, int]:
 # 3. Rulings ------------------------------------------------------------------------------
 
 RULING_SIDE = 384  # rulings are looked for at this size (lines stay at least a pixel wide)
-RULING_ANGLES = np.arange(-12.0, 12.01, 0.5)  # degrees from the row direction: a page tilted by up to 12 degrees
+RULING_ANGLES = np.arange(-15.0, 15.01, 0.5)  # degrees from the row direction: a page (or a note on a desk) tilted by up to 15 degrees
 SEGMENTS = 16  # a line is followed in this many pieces along its length (curved pages, converging lines)
 MIN_LINE_CONTRAST = 0.015  # mean ink along a line above its surroundings (0-1): faint blue rulings pass
 MIN_SPAN = 0.6  # a printed line is seen in at least this share of the pieces it crosses; strokes are shorter

@@ -150,6 +150,20 @@ def test_a_faint_pencil_one_across_a_black_line_is_bridged(classifier, test_digi
     assert read_image(classifier, jpeg(page)).text == "1"
 
 
+@pytest.mark.parametrize(("label", "tilt"), [(2, 14.5), (4, -14.5)])
+def test_squared_paper_turned_by_nearly_fifteen_degrees(classifier, test_digits, label, tilt):
+    """A page (or a note on a desk) turned more than the ten degrees a notebook photo usually is: its lines are
+    still found and removed."""
+    digit = ink_of(first_of(test_digits, label), 150) * 0.6
+    page = ruled(spacing=60, vertical_spacing=60, colour=(150, 150, 150), width=2, tilt=tilt)
+    write(page, digit, 300, 300, pen=(70, 70, 70))
+    steps = preprocess_steps(jpeg(page))
+    outside = steps.ink.copy()
+    outside[300 : 300 + digit.shape[0], 300 : 300 + digit.shape[1]] = 0
+    assert np.mean(outside > 0.15) < 0.01, "the lines are removed"
+    assert read_image(classifier, jpeg(page)).text == str(label)
+
+
 def fanned_grid(size=(1000, 700), spacing=70, across=7.0, columns=(11.0, 1.0)) -> np.ndarray:
     """Squared paper photographed off-axis: the rows tilted by `across` degrees, the columns converging, tilted
     from columns[0] degrees at the left edge to columns[1] at the right."""
