@@ -551,7 +551,9 @@ def _under_shadows(luminance: np.ndarray, background: np.ndarray, surface: np.nd
     (the brightest value nearby, then the darkest) removes strokes narrower
     than its reach and keeps the paper's own brightness, shadow included. It
     replaces the fit only where the two disagree over a large region, so a
-    picture without shadows keeps the fit exactly.
+    picture without shadows keeps the fit exactly. It is nowhere darker than
+    the deepest shadow paper takes: a stroke too thick for the closings, where
+    it meets a shadow, is taken for part of it, and is ink.
     """
     height, width = luminance.shape
     factor, size = _reduced_size(height, width, SHADOW_SIDE)
@@ -579,6 +581,7 @@ def _under_shadows(luminance: np.ndarray, background: np.ndarray, surface: np.nd
     # where it is far darker than the wider one, it has followed a thick stroke instead, which is ink.
     closer = _closed(small, SHADOW_NARROW)
     local = np.where(closer >= STROKE_NOT_SHADOW * local, closer, local)
+    local = np.maximum(local, (1 - MAX_SHADOW_DEPTH) * fitted)
     return cv2.resize(local, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float32)
 
 

@@ -350,6 +350,19 @@ def test_the_shadows_of_fingers_beside_a_digit_are_not_ink(classifier, test_digi
     assert reading.text == str(label)
 
 
+def test_a_thick_marker_stroke_beside_the_shadow_of_a_hand_keeps_its_ink(classifier, test_digits):
+    """Where a stroke too thick for the closings meets a shadow, they took it for part of the shadow and left a
+    hole in it (this 3 read as 9). Nothing on paper is darker than the deepest shadow: that is ink."""
+    three = ink_of(first_of(test_digits, 3), 220)
+    three = cv2.dilate(three, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (21, 21)))
+    picture = hand_shadow_page(three, pen=(15, 15, 20))
+    steps = preprocess_steps(picture)
+    strokes = np.zeros(steps.ink.shape, bool)
+    strokes[240 : 240 + three.shape[0], 250 : 250 + three.shape[1]] = three > 0.8
+    assert np.percentile(steps.ink[strokes], 1) > 0.5, "no hole in the strokes"
+    assert read_image(classifier, picture).text == "3"
+
+
 def test_a_blank_note_on_a_desk_is_no_digit():
     with pytest.raises(NoDigitFoundError):
         preprocess(note_on_desk(None))
