@@ -137,13 +137,14 @@ def read_digits(
     `cuts(index)`, its ways to be cut in two, all through the model in one call. Of the cuts whose two halves
     the model is sure of, the one it is surest of (its less sure half) replaces the digit. A digit at least 0.8
     times as wide as it is tall gets that look even when the model is sure of it (a 1 touching a 3 reads as a fair 3);
-    there a cut stands only when both halves are far surer than the whole (`_surer`)."""
+    there a cut stands only when both halves are far surer than the whole (`_surer`). A lone digit the model
+    doubts that is wide enough to hold two (two digits drawn touching) gets a look too; a cut stands only when
+    both halves are far surer than it."""
     digits = predictions(calibration, probabilities, images, boxes)
-    if len(digits) < 2:
-        return digits
+    number = len(digits) > 1
     read = []
     for index, digit in enumerate(digits):
-        alternatives = cuts(index) if not digit.is_confident or _wide(digit) else ()
+        alternatives = cuts(index) if not digit.is_confident or (number and _wide(digit)) else ()
         if alternatives:
             halves = np.concatenate([cut.images for cut in alternatives])
             boxes_of_halves = [box for cut in alternatives for box in cut.boxes]
@@ -154,7 +155,7 @@ def read_digits(
                 for pair in pairs
                 if all(half.is_confident for half in pair)
                 and _plausible(pair)
-                and (not digit.is_confident or _surer(pair, digit))
+                and ((number and not digit.is_confident) or _surer(pair, digit))
             ]
             if sure:
                 read.extend(max(sure, key=_least_sure))

@@ -90,14 +90,12 @@ class Steps:
 
     def cuts_in_picture(self, index: int) -> tuple[Halves, ...]:
         """The ways digit `index` can be cut in two (`scene.cuts_in_two`): none unless it is a wide digit of a
-        number. Framed when asked for, since the model only asks about digits it doubts."""
+        number, or a very wide lone one. Framed when asked for, since the model only asks about digits it doubts."""
         from .scene import cuts_in_two
 
-        if len(self.digits) < 2:
-            return ()
         digit = self.digits[index]
         cuts = []
-        for cut in cuts_in_two(digit.mask, digit.bbox):
+        for cut in cuts_in_two(digit.mask, digit.bbox, alone=len(self.digits) < 2):
             halves = [_framed(self.ink, mask, bbox, digit.stroke_level) for mask, bbox in cut]
             boxes = tuple(self._in_picture(half.bbox) for half in halves)
             cuts.append(Halves(np.stack([half.image for half in halves]), boxes))

@@ -1015,17 +1015,19 @@ def _cut_along(piece: _Piece, path: np.ndarray) -> tuple[_Piece, _Piece] | None:
 
 
 SECOND_LOOK_WIDTH = 0.6  # a digit of a number at least this wide (share of its height) may be two pressed together ...
+LONE_WIDTH = 1.2  # ... and the only piece in a picture, this wide (3.8 % of MNIST's digits are), two typed or drawn touching
 CUT_CENTRES = (0.3, 0.4, 0.5, 0.6, 0.7)  # ... so it is also cut in two, near each of these shares of its width, ...
 CUT_REACH = 0.12  # ... along the path that crosses the least ink within this share of the width either side, ...
 MIN_HALF = 0.1  # ... each half keeping at least this share of its pixels; the model decides which reading stands (predict.py)
 
 
 def cuts_in_two(
-    mask: np.ndarray, bbox: tuple[int, int, int, int]
+    mask: np.ndarray, bbox: tuple[int, int, int, int], alone: bool = False
 ) -> list[list[tuple[np.ndarray, tuple[int, int, int, int]]]]:
     """The ways to cut a wide digit's mask in two, each along the top-to-bottom path that crosses the least ink
     near one of CUT_CENTRES: [[(mask, bbox)] * 2] (left then right, in the ink map's coordinates), without
-    repeats; none for a digit too narrow to hold two, or where no cut is fair.
+    repeats; none for a digit too narrow to hold two (`alone`, the only piece in the picture: narrower than
+    LONE_WIDTH), or where no cut is fair.
 
     Two digits pressed together, such as a 1 leaning on a 6, join in a run of ink that `locate_digits`
     takes for one digit when the pair is no wider than one (a 1 is narrow). Only the model can tell, and
@@ -1034,7 +1036,7 @@ def cuts_in_two(
     """
     top, left, bottom, right = bbox
     piece = _Piece(mask[top:bottom, left:right], bbox)
-    if piece.width < SECOND_LOOK_WIDTH * piece.height:
+    if piece.width < (LONE_WIDTH if alone else SECOND_LOOK_WIDTH) * piece.height:
         return []
     cuts, paths = [], set()
     for centre in CUT_CENTRES:
