@@ -819,7 +819,7 @@ SPLIT_WIDTH = 1.0  # a piece wider than this many digit heights may be touching 
 THIN_JOIN = 1.6  # ... and is cut where a column holds at most this many stroke widths of ink,
 MAX_JOIN = 0.15  # ... in a stretch of such columns at most this share of the digit height wide (a 4's bar is longer),
 TWO_WIDE = 1.3  # ... unless the piece is this many digit heights wide (MNIST: 1 % of digits are)
-SURELY_TWO = 1.45  # beside other digits, a piece this many digit heights wide is two however they touch (MNIST: 0.7 % of digits are)
+SURELY_TWO = 1.45  # a piece this many digit heights wide is two, beside other digits however they touch (MNIST: 0.7 % of digits are)
 MIN_SIDE = 0.12  # ... leaving on each side at least this share of the digit height in width ...
 MIN_SIDE_HEIGHT = 0.75  # ... and this share in height; the join is not in the top or bottom JOIN_BAND of the piece
 JOIN_BAND = 0.2  # (where a 0, 4 or 6 left open at the top or bottom has its single stroke)
@@ -958,8 +958,12 @@ def _split_touching(piece: _Piece, height: float, among_others: bool) -> list[_P
 
     A digit seldom has such a place: a 4's bar is thin but long, a 0 or 8 has
     two strokes in every inner column, and a 7's bar leaves one side too short.
+    Alone in the picture (not `among_others`), a piece is cut only when it is
+    wider than SURELY_TWO digit heights: a lone wide 0, or a 4 drawn in two
+    strokes, is one digit more often than a narrower piece is two, and two
+    digits drawn touching get the model's second look (`cuts_in_two`).
     """
-    if piece.width <= SPLIT_WIDTH * height:
+    if piece.width <= (SPLIT_WIDTH if among_others else SURELY_TWO) * height:
         return [piece]
     columns = piece.mask.sum(axis=0).astype(float)
     stroke = 2 * piece.mask.sum() / max(1, _perimeter(piece.mask))

@@ -204,6 +204,16 @@ def test_a_one_drawn_with_a_thinner_pen_between_two_eights_is_kept(classifier):
     assert reading.is_confident
 
 
+def test_a_lone_wide_digit_is_not_cut_at_a_thin_stretch():
+    """Train-split low-resolution pictures (seed 31, of 500) of 0s, open at the top or thinned by blur: each is
+    the picture's only piece, narrower than two digits surely are, and stays whole (they were cut at a thin
+    stretch and read as 127, 67 and 61). Two digits drawn touching that narrow get the second look instead."""
+    sources, labels = realinputs.make_set("lowres", 500, split="train", seed=31)
+    for index in (114, 220, 236):
+        assert labels[index] == 0
+        assert len(preprocess_steps(sources[index]).digits) == 1
+
+
 def test_a_single_digit_the_model_is_sure_of_is_never_cut_in_two(classifier):
     """A lone mark twice as wide as it is tall (a wide 0) could hold two digits, but the model is sure of it as
     one: it keeps one reading. (Only a doubted lone digit is looked at again.)"""
