@@ -154,14 +154,18 @@ def test_a_faint_pencil_one_across_a_black_line_is_bridged(classifier, test_digi
 def test_squared_paper_turned_by_nearly_fifteen_degrees(classifier, test_digits, label, tilt):
     """A page (or a note on a desk) turned more than the ten degrees a notebook photo usually is: its lines are
     still found and removed."""
-    digit = ink_of(first_of(test_digits, label), 150) * 0.6
     page = ruled(spacing=60, vertical_spacing=60, colour=(150, 150, 150), width=2, tilt=tilt)
-    write(page, digit, 300, 300, pen=(70, 70, 70))
-    steps = preprocess_steps(jpeg(page))
-    outside = steps.ink.copy()
-    outside[300 : 300 + digit.shape[0], 300 : 300 + digit.shape[1]] = 0
-    assert np.mean(outside > 0.15) < 0.01, "the lines are removed"
+    assert ink_left_beside(page, ink_of(first_of(test_digits, label), 150) * 0.6, 300, 300) < 0.01, "the lines are removed"
     assert read_image(classifier, jpeg(page)).text == str(label)
+
+
+def ink_left_beside(page: np.ndarray, digit: np.ndarray, top: int, left: int) -> float:
+    """Writes `digit` in pencil on `page` (in place), then gives the share of the ink map, away from the digit,
+    that is still ink once the printed lines are removed."""
+    write(page, digit, top, left, pen=(70, 70, 70))
+    ink = preprocess_steps(jpeg(page)).ink.copy()
+    ink[top : top + digit.shape[0], left : left + digit.shape[1]] = 0
+    return float(np.mean(ink > 0.15))
 
 
 def fanned_grid(size=(1000, 700), spacing=70, across=7.0, columns=(11.0, 1.0)) -> np.ndarray:
@@ -182,13 +186,8 @@ def fanned_grid(size=(1000, 700), spacing=70, across=7.0, columns=(11.0, 1.0)) -
 def test_converging_columns_on_both_sides_of_the_first_found_are_removed(classifier, test_digits, label):
     """Each round looks for lines near the angle the last one found, so rounds walk one way from the first angle;
     the columns on its other side are looked for there once the walk finds nothing more."""
-    digit = ink_of(first_of(test_digits, label), 150) * 0.6
     page = fanned_grid()
-    write(page, digit, 250, 150, pen=(70, 70, 70))
-    steps = preprocess_steps(jpeg(page))
-    outside = steps.ink.copy()
-    outside[250 : 250 + digit.shape[0], 150 : 150 + digit.shape[1]] = 0
-    assert np.mean(outside > 0.15) < 0.005, "every column is removed"
+    assert ink_left_beside(page, ink_of(first_of(test_digits, label), 150) * 0.6, 250, 150) < 0.005, "every column is removed"
     assert read_image(classifier, jpeg(page)).text == str(label)
 
 
