@@ -870,7 +870,7 @@ def _digit_pieces(labels: np.ndarray, parts: list[int], boxes: list, tall: list[
     index = 0
     while index < len(pieces) - 1:
         a, b = pieces[index], pieces[index + 1]
-        if _rows_shared(a, b) >= ONE_LINE * min(a.height, b.height):
+        if _same_line(a, b):
             index += 1
         elif min(a.height, b.height) >= FULL_HEIGHT * height:
             index += 1  # two lines, unless one of them is only a stray mark (see locate_digits)
@@ -879,9 +879,13 @@ def _digit_pieces(labels: np.ndarray, parts: list[int], boxes: list, tall: list[
     return pieces
 
 
+def _same_line(a: _Piece, b: _Piece) -> bool:
+    return _rows_shared(a, b) >= ONE_LINE * min(a.height, b.height)
+
+
 def _one_line(pieces: list[_Piece]) -> bool:
     """Neighbours (left to right) share rows: the pieces stand on one line of writing."""
-    return all(_rows_shared(a, b) >= ONE_LINE * min(a.height, b.height) for a, b in zip(pieces, pieces[1:]))
+    return all(_same_line(a, b) for a, b in zip(pieces, pieces[1:]))
 
 
 def _rows_shared(a: _Piece, b: _Piece) -> int:
@@ -1019,7 +1023,7 @@ def _cut_along(piece: _Piece, path: np.ndarray) -> tuple[_Piece, _Piece] | None:
 
 
 SECOND_LOOK_WIDTH = 0.6  # a digit of a number at least this wide (share of its height) may be two pressed together ...
-LONE_WIDTH = 1.2  # ... and the only piece in a picture, this wide (3.8 % of MNIST's digits are), two typed or drawn touching
+LONE_WIDTH = 1.2  # ... and the only piece in a picture, this wide (3.8 % of MNIST's digits are), two written touching
 CUT_CENTRES = (0.3, 0.4, 0.5, 0.6, 0.7)  # ... so it is also cut in two, near each of these shares of its width, ...
 CUT_REACH = 0.12  # ... along the path that crosses the least ink within this share of the width either side, ...
 MIN_HALF = 0.1  # ... each half keeping at least this share of its pixels; the model decides which reading stands (predict.py)
