@@ -691,7 +691,7 @@ def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: n
     kept[[index + 1 for index in parts]] = True
     tall = [index for index in parts if masses[index] >= COMPARABLE * masses[main]]
     pieces = _digit_pieces(labels, parts, boxes, tall)
-    faint = np.zeros(ink.shape, dtype=bool)  # marks off the line of writing, too faint to be writing
+    faint = None  # the pixels of marks off the line of writing, too faint to be writing, when any were dropped
     owned = None  # the pixels each digit owns, when they are more than its piece (found on cores, with a halo)
     if any(piece.width > SPLIT_WIDTH * piece.height for piece in pieces):  # digits merged by their blurred edges?
         on_cores, owned_on_cores = _core_pieces(kept[labels], smooth, float(np.percentile(smooth[labels == main + 1], 90)))
@@ -711,8 +711,8 @@ def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: n
             own = owned or [_full_mask(piece, ink.shape) for piece in pieces]
             levels = [float(np.percentile(smooth[mask], 90)) for mask in own]
             chosen = [index for index, level in enumerate(levels) if level >= FAINT_MARK * max(levels)]
-            for index in set(range(len(own))) - set(chosen):
-                faint |= own[index]
+            if len(chosen) < len(own):
+                faint = np.logical_or.reduce([mask for index, mask in enumerate(own) if index not in chosen])
             pieces = [pieces[index] for index in chosen]
             owned = [owned[index] for index in chosen] if owned else None
             if not _one_line(pieces):
@@ -722,14 +722,14 @@ def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: n
     if len(pieces) == 1:
         # One digit: the main stroke and every stroke near it (a detached bar, a serif, a pencil gap), as MNIST's
         # writers drew it.
-        if faint.any():  # the main stroke was a faint mark off the line: the digit's own heaviest stroke leads
+        if faint is not None:  # the main stroke may have been a faint mark off the line: the digit's own heaviest leads
             strokes_in = np.unique(labels[owned[0] if owned else _full_mask(pieces[0], ink.shape)]) - 1
             main = int(strokes_in[np.argmax(masses[strokes_in])])
         top, left, bottom, right = boxes[main]
         reach = 0.6 * max(bottom - top, right - left)
         keep = np.zeros(count + 1, dtype=bool)
         keep[[index + 1 for index in parts if _near(boxes[index], boxes[main], reach)]] = True
-        masks = [keep[labels] & ~faint]
+        masks = [keep[labels] if faint is None else keep[labels] & ~faint]
     else:
         masks = owned or [_full_mask(piece, ink.shape) for piece in pieces]
     regions = [_region(mask, smooth) for mask in masks]
