@@ -541,6 +541,7 @@ STROKE_NOT_SHADOW = 0.65  # ... except where it is this much darker than the wid
 SHADOW_CORE = 31  # a shadow holds a disc this wide (pixels at SHADOW_SIDE); strokes, even thick ones, do not
 MIN_SHADOW = 0.08  # share of the picture a shadow covers at least
 MAX_SHADOW_DEPTH = 0.65  # a shadow on paper takes away at most this share of the light; ink takes more
+LIT_ROUNDS = 3  # the lit paper's level is refitted this many times to the paper above the last fit
 MIN_LIT_PAPER = 0.25  # a photo this much brighter than its edge is paper with a shadow over its edge, not a dark board
 
 
@@ -559,23 +560,26 @@ def _under_shadows(luminance: np.ndarray, background: np.ndarray, surface: np.nd
     factor, size = _reduced_size(height, width, SHADOW_SIDE)
     small = cv2.resize(luminance, size, interpolation=cv2.INTER_AREA)
     fitted = cv2.resize(background, size, interpolation=cv2.INTER_AREA)
+    inside = None
     if surface is not None:
         inside = cv2.resize(surface.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
         small = np.where(inside, small, fitted)
     local = _closed(small, SHADOW_REACH)
     ratio = local / np.maximum(fitted, 0.02)
-    shadowed, lit = (ratio < SHADOW_DEPTH).astype(np.uint8), (ratio > 2 - SHADOW_DEPTH).astype(np.uint8)
+    # Darker than the lit paper: when a shadow covers much of the page, the fit follows it and only this sees it.
+    depth = local / np.maximum(np.maximum(fitted, _lit_level(local, fitted, inside)), 0.02)
+    shadowed, lit = (depth < SHADOW_DEPTH).astype(np.uint8), (ratio > 2 - SHADOW_DEPTH).astype(np.uint8)
     if np.mean(shadowed | lit) < MIN_SHADOW:
         return background
     core = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (SHADOW_CORE, SHADOW_CORE))
     # What casts a shadow (a hand, an arm, a phone) reaches in from outside the picture or the paper, so a
     # shadow meets the frame or the paper's edge; a thick stroke, far inside, does not. A reflection lies anywhere.
-    edge = np.ones(shadowed.shape, dtype=np.uint8) if surface is None else inside.astype(np.uint8)
+    edge = np.ones(shadowed.shape, dtype=np.uint8) if inside is None else inside.astype(np.uint8)
     edge = cv2.erode(edge, np.ones((5, 5), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0) == 0
     cast = (cv2.morphologyEx(shadowed, cv2.MORPH_OPEN, core) > 0) & edge
     if not cast.any() and not cv2.erode(lit, core).any():  # only strokes depart from the fit: no shadow
         return background
-    if shadowed.any() and float(np.median(ratio[shadowed > 0])) < 1 - MAX_SHADOW_DEPTH:
+    if shadowed.any() and float(np.median(depth[shadowed > 0])) < 1 - MAX_SHADOW_DEPTH:
         return background  # far darker than shadows on paper get: that is ink (a large, blurred digit)
     # A narrower closing follows the edges of narrow shadows (a finger's) that the wider one takes for ink;
     # where it is far darker than the wider one, it has followed a thick stroke instead, which is ink.
@@ -583,6 +587,23 @@ def _under_shadows(luminance: np.ndarray, background: np.ndarray, surface: np.nd
     local = np.where(closer >= STROKE_NOT_SHADOW * local, closer, local)
     local = np.maximum(local, (1 - MAX_SHADOW_DEPTH) * fitted)
     return cv2.resize(local, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+
+
+def _lit_level(local: np.ndarray, fitted: np.ndarray, inside: np.ndarray | None) -> np.ndarray:
+    """The lit paper's brightness: a quadratic refitted, a few times, to the part of `local` (the paper, strokes
+    closed away) at or above the last fit, starting from the lighting `fitted` to all of the paper."""
+    height, width = local.shape
+    terms = _grid_terms(height, width, 1)
+    values, level = local.ravel(), fitted.ravel()
+    for _ in range(LIT_ROUNDS):
+        above = values >= level
+        if inside is not None:
+            above &= inside.ravel()
+        if above.sum() < 2 * terms.shape[1]:
+            break
+        coefficients = np.linalg.lstsq(terms[above], values[above], rcond=None)[0]
+        level = terms @ coefficients
+    return level.reshape(height, width)
 
 
 def _closed(values: np.ndarray, side: int, soften: float = 1.5) -> np.ndarray:

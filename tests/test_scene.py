@@ -321,6 +321,28 @@ def test_a_sharp_shadow_across_the_page_is_not_the_edge_of_a_note(classifier, te
     assert classifier.probabilities(steps.image[None])[0].argmax() == 5
 
 
+def page_under_a_wide_shadow(digit_ink: np.ndarray, seed: int = 0) -> bytes:
+    """Plain paper under the shadow of a phone held over it (30 % of the light gone): a slanted band over most
+    of the page, lit only in a strip at each side, the digit written inside the band near its top-left edge."""
+    size = (1024, 576)
+    shade = Image.new("L", size, 0)
+    ImageDraw.Draw(shade).polygon([(40, 0), (760, 0), (960, 576), (250, 576)], fill=255)
+    shade = np.asarray(shade.filter(ImageFilter.GaussianBlur(4)), np.float32)[..., None] / 255
+    page = np.ones((size[1], size[0], 3), np.float32) * np.asarray(PAPER, np.float32) / 255
+    write(page, digit_ink, 60, 120, pen=(80, 80, 90))
+    page *= 1 - 0.3 * shade
+    page += np.random.default_rng(seed).normal(0, 0.01, page.shape).astype(np.float32)
+    return jpeg(page)
+
+
+@pytest.mark.parametrize("label", [2, 5, 7])
+def test_a_shadow_over_most_of_the_page_is_seen_against_the_lit_paper(classifier, test_digits, label):
+    """The lighting fit follows a shadow that covers most of the page, so the shadow hardly departs from it,
+    and the two lit strips were read as two 1s. The shadow is measured against the lit paper instead."""
+    reading = read_image(classifier, page_under_a_wide_shadow(ink_of(first_of(test_digits, label), 100)))
+    assert reading.text == str(label)
+
+
 def hand_shadow_page(digit_ink: np.ndarray, pen: tuple[int, int, int], seed: int = 0) -> bytes:
     """Plain paper with the soft shadow of a hand reaching in from the right (a palm and four fingers, 40 % of the
     light gone), a fingertip ending just beside the digit."""
