@@ -541,7 +541,8 @@ STROKE_NOT_SHADOW = 0.65  # ... except where it is this much darker than the wid
 SHADOW_CORE = 31  # a shadow holds a disc this wide (pixels at SHADOW_SIDE); strokes, even thick ones, do not
 MIN_SHADOW = 0.08  # share of the picture a shadow covers at least
 MAX_SHADOW_DEPTH = 0.65  # a shadow on paper takes away at most this share of the light; ink takes more
-LIT_ROUNDS = 3  # the lit paper's level is refitted this many times to the paper above the last fit
+LIT_ROUNDS = 3  # the lit paper's level is refitted this many times to the paper above the last fit ...
+LIT_STEP = 4  # ... sampled every this many pixels (at SHADOW_SIDE)
 MIN_LIT_PAPER = 0.25  # a photo this much brighter than its edge is paper with a shadow over its edge, not a dark board
 
 
@@ -593,17 +594,21 @@ def _lit_level(local: np.ndarray, fitted: np.ndarray, inside: np.ndarray | None)
     """The lit paper's brightness: a quadratic refitted, a few times, to the part of `local` (the paper, strokes
     closed away) at or above the last fit, starting from the lighting `fitted` to all of the paper."""
     height, width = local.shape
-    terms = _grid_terms(height, width, 1)
-    values, level = local.ravel(), fitted.ravel()
+    step = LIT_STEP  # light varies slowly: a sparse grid of samples is enough
+    terms = _grid_terms(height, width, step)
+    values, level = local[::step, ::step].ravel(), fitted[::step, ::step].ravel()
+    coefficients = None
     for _ in range(LIT_ROUNDS):
         above = values >= level
         if inside is not None:
-            above &= inside.ravel()
+            above &= inside[::step, ::step].ravel()
         if above.sum() < 2 * terms.shape[1]:
             break
         coefficients = np.linalg.lstsq(terms[above], values[above], rcond=None)[0]
         level = terms @ coefficients
-    return level.reshape(height, width)
+    if coefficients is None:
+        return fitted
+    return (_grid_terms(height, width, 1) @ coefficients).reshape(height, width).astype(np.float32)
 
 
 def _closed(values: np.ndarray, side: int, soften: float = 1.5) -> np.ndarray:
