@@ -41,7 +41,7 @@ def profile_steps(source, repeats: int) -> dict[str, float]:
     found, steps["scene: surface"] = median_us(lambda: scene.find_surface(arrays.luminance, arrays.rgb), repeats)
     found_scene, steps["scene: surface, ink, rulings"] = median_us(lambda: scene.find_scene(arrays), repeats)
     regions, steps["scene: locate digits"] = median_us(
-        lambda: scene.locate_digits(found_scene.ink, found_scene.surface, found_scene.rulings), repeats
+        lambda: scene.locate_digits(found_scene.ink, found_scene.surface, found_scene.rulings, found_scene.shadowed), repeats
     )
     _, steps["digit: crop, 20x20, centre (each digit)"] = median_us(
         lambda: [digit.frame_digit(found_scene.ink, r.mask, r.bbox, r.stroke_level) for r in regions], repeats

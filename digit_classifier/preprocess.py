@@ -153,7 +153,7 @@ def preprocess_steps(source: ImageSource) -> Steps:
     image, original_size = open_reduced(source)
     arrays = working_arrays(image, original_size)
     scene = find_scene(arrays)
-    regions = locate_digits(scene.ink, scene.surface, scene.rulings)
+    regions = locate_digits(scene.ink, scene.surface, scene.rulings, scene.shadowed)
     digits = [_framed(scene.ink, region.mask, region.bbox, region.stroke_level) for region in regions]
     main = int(np.argmax([float(scene.ink[region.mask].sum()) for region in regions]))
     return Steps(

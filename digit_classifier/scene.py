@@ -59,6 +59,7 @@ class Scene:
     rulings: np.ndarray  # the printed lines removed from the ink map, in ink units (0 where there are none)
     ink: np.ndarray  # 1 = ink, 0 = background, printed lines removed; only inside the surface
     ink_source: str  # "alpha", "dark ink on light background" or "light ink on dark background"
+    shadowed: bool = False  # a shadow (or a reflection) lies over part of the paper
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,9 @@ def find_scene(arrays: WorkingArrays) -> Scene:
     photo = max(luminance.shape) / arrays.scale >= MIN_PHOTO_SIDE and not drawn
     found = find_surface(luminance, arrays.rgb) if photo else None
     surface = whole if found is None else found
-    ink, ink_source = _ink_from_luminance(luminance, found, photo)
+    ink, ink_source, shadowed = _ink_from_luminance(luminance, found, photo)
     ink, rulings = (ink, np.zeros_like(ink)) if drawn else remove_rulings(ink, surface)
-    return Scene(surface, "whole picture" if found is None else "paper on a surface", rulings, ink, ink_source)
+    return Scene(surface, "whole picture" if found is None else "paper on a surface", rulings, ink, ink_source, shadowed)
 
 
 def _drawn(luminance: np.ndarray) -> bool:
@@ -494,13 +495,14 @@ def ink_map(luminance: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray
             luminance = np.where(opaque, luminance, np.median(luminance[opaque]))
         else:  # opaque background with transparent holes: show them as white paper
             luminance = luminance * alpha + (1.0 - alpha)
-    return _ink_from_luminance(luminance)
+    return _ink_from_luminance(luminance)[:2]
 
 
 def _ink_from_luminance(
     luminance: np.ndarray, surface: np.ndarray | None = None, photo: bool = False
-) -> tuple[np.ndarray, str]:
-    """Ink against the paper's background; with a `surface`, read only inside it (0 outside).
+) -> tuple[np.ndarray, str, bool]:
+    """Ink against the paper's background, how it was found, and whether a shadow lies over part of the paper;
+    with a `surface`, read only inside it (0 outside).
 
     `photo`: the picture is large enough to be a photograph, where shadows fall
     on the paper (thumbnails and small scans are left to the lighting fit).
@@ -516,9 +518,8 @@ def _ink_from_luminance(
     if photo and surface is None and not dark_ink:
         # A shadow over the page's edge darkens the edge; chalk on a board is thin, lit paper is not.
         dark_ink = float(np.mean(smooth > (background_level + high) / 2)) >= MIN_LIT_PAPER
-    background = _background(luminance, dark_ink, surface)
-    if photo and dark_ink:
-        background = _under_shadows(luminance, background, surface)
+    fitted = _background(luminance, dark_ink, surface)
+    background = _under_shadows(luminance, fitted, surface) if photo and dark_ink else fitted
     # Signed on purpose: the noise level is read from both sides of the background.
     if dark_ink:  # relative darkness, which cancels uneven lighting and paper tone
         ink = (background - luminance) / np.maximum(background, 0.05)
@@ -528,7 +529,7 @@ def _ink_from_luminance(
         source = "light ink on dark background"
     if surface is not None:
         ink = np.where(surface, ink, 0.0)
-    return ink.astype(np.float32), source
+    return ink.astype(np.float32), source, background is not fitted
 
 
 DRAWN_SHARE = 0.5  # a picture more than this much pure black or pure white was drawn, not photographed
@@ -665,8 +666,11 @@ def _background(luminance: np.ndarray, dark_ink: bool, surface: np.ndarray | Non
     return (c[0] + c[1] * full_xs + c[2] * full_ys + c[3] * full_xs**2 + c[4] * full_xs * full_ys + c[5] * full_ys**2).astype(np.float32)
 
 
-def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: np.ndarray | None = None) -> list[DigitRegion]:
+def locate_digits(
+    ink: np.ndarray, surface: np.ndarray | None = None, rulings: np.ndarray | None = None, shadowed: bool = False
+) -> list[DigitRegion]:
     """The digits in an ink map, left to right along one line of writing: each one's pixels, box and stroke level.
+    `shadowed`: a shadow lies over part of the paper (what the lighting could not cancel is faint).
 
     Refuses (NoDigitFoundError, with a message for a person): faint or blank
     pictures, noise and texture, ink covering most of the picture, what is
@@ -717,7 +721,7 @@ def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: n
     kept[[index + 1 for index in parts]] = True
     tall = [index for index in parts if masses[index] >= COMPARABLE * masses[main]]
     pieces = _digit_pieces(labels, parts, boxes, tall)
-    faint = None  # the pixels of marks off the line of writing, too faint to be writing, when any were dropped
+    faint = None  # the pixels of marks too faint to be writing (off the line, or under a shadow), when any were dropped
     owned = None  # the pixels each digit owns, when they are more than its piece (found on cores, with a halo)
     if any(piece.width > SPLIT_WIDTH * piece.height for piece in pieces):  # digits merged by their blurred edges?
         on_cores, owned_on_cores = _core_pieces(kept[labels], smooth, float(np.percentile(smooth[labels == main + 1], 90)))
@@ -732,8 +736,9 @@ def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: n
         chosen = [index for index, is_heavy in enumerate(heavy) if is_heavy or _light_digit(pieces[index], writing, height)]
         pieces = [pieces[index] for index in chosen]
         owned = [owned[index] for index in chosen] if owned else None
-        if not _one_line(pieces):
-            # The edge of a shadow or a smudge off the line is far fainter than the digits; another line of writing is not.
+        if shadowed or not _one_line(pieces):
+            # The edge of a shadow or a smudge off the line is far fainter than the digits; another line of writing
+            # is not. Under a shadow, what the lighting could not cancel (a finger's shadow) lies on the line too.
             own = owned or [_full_mask(piece, ink.shape) for piece in pieces]
             levels = [float(np.percentile(smooth[mask], 90)) for mask in own]
             chosen = [index for index, level in enumerate(levels) if level >= FAINT_MARK * max(levels)]
@@ -754,7 +759,11 @@ def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: n
         top, left, bottom, right = boxes[main]
         reach = 0.6 * max(bottom - top, right - left)
         keep = np.zeros(count + 1, dtype=bool)
-        keep[[index + 1 for index in parts if _near(boxes[index], boxes[main], reach)]] = True
+        near = [index for index in parts if _near(boxes[index], boxes[main], reach)]
+        if shadowed:  # what the shadow of a finger left beside the digit is far fainter than its strokes
+            level = _stroke_level(main, labels, boxes, smooth)
+            near = [index for index in near if _stroke_level(index, labels, boxes, smooth) >= FAINT_MARK * level]
+        keep[[index + 1 for index in near]] = True
         masks = [keep[labels] if faint is None else keep[labels] & ~faint]
     else:
         masks = owned or [_full_mask(piece, ink.shape) for piece in pieces]
@@ -765,6 +774,12 @@ def locate_digits(ink: np.ndarray, surface: np.ndarray | None = None, rulings: n
     if main_region.stroke_level < max(MIN_INK, MIN_STROKE_TO_NOISE * noise):  # grain that merely crosses the threshold
         raise NoDigitFoundError("The image looks like noise or texture: no digit stands out from the background.")
     return regions
+
+
+def _stroke_level(index: int, labels: np.ndarray, boxes: list, smooth: np.ndarray) -> float:
+    """A typical stroke value (90th percentile) of stroke component `index` (labelled index + 1)."""
+    top, left, bottom, right = boxes[index]
+    return float(np.percentile(smooth[top:bottom, left:right][labels[top:bottom, left:right] == index + 1], 90))
 
 
 def _smoothed(values: np.ndarray) -> np.ndarray:
@@ -851,7 +866,7 @@ MIN_SIDE_HEIGHT = 0.75  # ... and this share in height; the join is not in the t
 JOIN_BAND = 0.2  # (where a 0, 4 or 6 left open at the top or bottom has its single stroke)
 FULL_HEIGHT = 0.75  # digits on two lines are both at least this share of the digit height
 ONE_LINE = 0.3  # neighbouring digits on one line share at least this share of the shorter one's rows
-FAINT_MARK = 0.4  # off the line, a piece whose strokes are under this share as dark as the darkest piece's is no writing
+FAINT_MARK = 0.4  # off the line (or under a shadow), a piece whose strokes are under this share as dark as the darkest piece's is no writing
 
 
 @dataclass

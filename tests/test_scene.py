@@ -312,6 +312,20 @@ def test_a_faint_mark_off_the_line_is_not_a_second_line_of_writing(classifier, t
         locate_digits(ink + 0.6 * ridge)
 
 
+def test_under_a_shadow_a_faint_piece_on_the_line_is_not_a_digit(classifier, test_digits):
+    """Beside a digit on its line, a piece a fifth as dark is a digit written lightly on a page without shadows,
+    and what a shadow left on a page with one."""
+    ink = np.zeros((500, 800), np.float32)
+    seven = ink_of(first_of(test_digits, 7), 150)
+    ink[150 : 150 + seven.shape[0], 150 : 150 + seven.shape[1]] = 0.6 * seven
+    ink[170:370, 450:490] = 0.12  # a bar as tall as the digit, a fifth as dark
+    assert len(locate_digits(ink)) == 2
+    regions = locate_digits(ink, shadowed=True)
+    assert len(regions) == 1 and regions[0].bbox[3] < 450
+    image = frame_digit(ink, regions[0].mask, regions[0].bbox, regions[0].stroke_level).image
+    assert classifier.probabilities(image[None])[0].argmax() == 7
+
+
 def test_a_light_digit_on_a_dark_board_still_reads(classifier, test_digits):
     chalk = ink_of(first_of(test_digits, 3), 220)
     board = np.ones((700, 900, 3), np.float32) * np.array([0.16, 0.24, 0.2], np.float32)
@@ -389,6 +403,32 @@ def test_the_shadows_of_fingers_beside_a_digit_are_not_ink(classifier, test_digi
     """A finger's shadow is a few strokes wide: the closing wide enough for thick strokes keeps part of it as
     ink (a 1 beside the digit, or a bar through it); a narrower one follows it, except over dark thick strokes."""
     reading = read_image(classifier, hand_shadow_page(ink_of(first_of(test_digits, label), height), pen))
+    assert reading.text == str(label)
+
+
+def thin_finger_shadows_page(digit_ink: np.ndarray, seed: int = 0) -> bytes:
+    """Plain paper under the soft shadow of a hand whose fingers are thinner than the closings that follow shadows
+    (24 pixels wide, 40 % of the light gone): four faint bars ending beside the digit."""
+    size = (1000, 750)
+    shade = Image.new("L", size, 0)
+    draw = ImageDraw.Draw(shade)
+    draw.ellipse((760, 150, 1160, 550), fill=255)
+    for k, y in enumerate((200, 290, 380, 470)):
+        draw.line([(800, y), (420 - 30 * (k % 2), y + 15)], fill=255, width=24)
+    shade = np.asarray(shade.filter(ImageFilter.GaussianBlur(6)), np.float32)[..., None] / 255
+    page = np.ones((size[1], size[0], 3), np.float32) * np.asarray(PAPER, np.float32) / 255
+    write(page, digit_ink, 230, 180, pen=(40, 40, 60))
+    page *= 1 - 0.4 * shade
+    page += np.random.default_rng(seed).normal(0, 0.01, page.shape).astype(np.float32)
+    return jpeg(page)
+
+
+@pytest.mark.parametrize("label", [1, 4, 7])
+def test_what_thin_finger_shadows_leave_beside_a_digit_is_not_writing(classifier, test_digits, label):
+    """The closings cannot follow shadows as thin as strokes, so faint bars of ink are left where the fingers lie:
+    on the digit's line they were read as more digits, and near it as part of it. Under a shadow, a piece or a
+    stroke far fainter than the digit's own is not writing."""
+    reading = read_image(classifier, thin_finger_shadows_page(ink_of(first_of(test_digits, label), 170)))
     assert reading.text == str(label)
 
 
