@@ -570,7 +570,10 @@ def _under_shadows(luminance: np.ndarray, background: np.ndarray, surface: np.nd
     ratio = local / np.maximum(fitted, 0.02)
     # Darker than the lit paper: when a shadow covers much of the page, the fit follows it and only this sees it.
     depth = local / np.maximum(np.maximum(fitted, _lit_level(local, fitted, inside)), 0.02)
-    shadowed, lit = (depth < SHADOW_DEPTH).astype(np.uint8), (ratio > 2 - SHADOW_DEPTH).astype(np.uint8)
+    shadowed, lit = depth < SHADOW_DEPTH, ratio > 2 - SHADOW_DEPTH
+    if inside is not None:  # off the paper the lit level is an extrapolation, and no shadow is looked for
+        shadowed &= inside
+    shadowed, lit = shadowed.astype(np.uint8), lit.astype(np.uint8)
     if np.mean(shadowed | lit) < MIN_SHADOW:
         return background
     core = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (SHADOW_CORE, SHADOW_CORE))

@@ -16,11 +16,12 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from digit_classifier import data, realinputs
+from digit_classifier.decode import open_reduced, working_arrays
 from digit_classifier.digit import frame_digit
 from digit_classifier.errors import NoDigitFoundError, TooMuchWritingError
 from digit_classifier.predict import read_image
 from digit_classifier.preprocess import preprocess, preprocess_steps
-from digit_classifier.scene import locate_digits
+from digit_classifier.scene import find_scene, locate_digits
 
 PAPER = (238, 236, 228)
 BLUE_LINE = (150, 180, 225)
@@ -376,6 +377,16 @@ def test_a_shadow_over_most_of_the_page_is_seen_against_the_lit_paper(classifier
     and the two lit strips were read as two 1s. The shadow is measured against the lit paper instead."""
     reading = read_image(classifier, page_under_a_wide_shadow(ink_of(first_of(test_digits, label), 100)))
     assert reading.text == str(label)
+
+
+def test_a_shadow_is_looked_for_on_the_paper_only():
+    """A note on a desk casts its own soft shadow on the desk beside it, and none on itself. Off the paper, the
+    lit paper's level is only an extrapolation: measured against it, the desk took the place of a shadow, and
+    thick strokes on the note were then closed away as part of one."""
+    sources, _ = realinputs.make_set("desk", 40, split="train", seed=31)
+    for source in sources:
+        image, size = open_reduced(source)
+        assert not find_scene(working_arrays(image, size)).shadowed
 
 
 def hand_shadow_page(digit_ink: np.ndarray, pen: tuple[int, int, int], seed: int = 0) -> bytes:
