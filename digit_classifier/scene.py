@@ -727,7 +727,7 @@ def locate_digits(
     faint = None  # the pixels of marks too faint to be writing (off the line, or under a shadow), when any were dropped
     owned = None  # the pixels each digit owns, when they are more than its piece (found on cores, with a halo)
     if any(piece.width > SPLIT_WIDTH * piece.height for piece in pieces):  # digits merged by their blurred edges?
-        on_cores, owned_on_cores = _core_pieces(kept[labels], smooth, float(np.percentile(smooth[labels == main + 1], 90)))
+        on_cores, owned_on_cores = _core_pieces(kept[labels], smooth, _stroke_level(main, labels, boxes, smooth))
         heights = [piece.height for piece in on_cores]
         if len(on_cores) > len(pieces) and min(heights) >= FULL_HEIGHT * float(np.median(heights)):
             pieces, owned = on_cores, owned_on_cores

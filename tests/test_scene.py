@@ -337,18 +337,35 @@ def test_a_light_digit_on_a_dark_board_still_reads(classifier, test_digits):
     assert classifier.probabilities(steps.image[None])[0].argmax() == 3
 
 
+def shaded_page(shade: Image.Image, blur: float, depth: float, digit_ink: np.ndarray, at: tuple[int, int],
+                pen: tuple[int, int, int], seed: int) -> bytes:
+    """Plain paper the size of `shade` with `digit_ink` written at `at` (top, left), under the shadow drawn in
+    `shade` (white where it falls), softened by a Gaussian blur of `blur` pixels and taking `depth` of the light."""
+    soft = np.asarray(shade.filter(ImageFilter.GaussianBlur(blur)), np.float32)[..., None] / 255
+    page = np.ones((shade.size[1], shade.size[0], 3), np.float32) * np.asarray(PAPER, np.float32) / 255
+    write(page, digit_ink, at[0], at[1], pen=pen)
+    page *= 1 - depth * soft
+    page += np.random.default_rng(seed).normal(0, 0.01, page.shape).astype(np.float32)
+    return jpeg(page)
+
+
+def hand_shade(rows: tuple[int, ...], tip: int, stagger: int, drop: int, width: int) -> Image.Image:
+    """The shadow of a hand reaching in from the right of a 1000x750 page: a palm and a finger from each of `rows`,
+    `width` pixels wide, ending at `tip` (every other one `stagger` shorter) and `drop` lower."""
+    shade = Image.new("L", (1000, 750), 0)
+    draw = ImageDraw.Draw(shade)
+    draw.ellipse((760, 150, 1160, 550), fill=255)
+    for k, y in enumerate(rows):
+        draw.line([(800, y), (tip - stagger * (k % 2), y + drop)], fill=255, width=width)
+    return shade
+
+
 def shadowed_page(digit_ink: np.ndarray, seed: int = 0) -> bytes:
     """Plain paper with the sharp shadow of an arm over its left side (half the light gone), the digit written
     inside the shadow: the lit part is a bright quadrilateral with a sharp edge, as a note on a desk would be."""
-    size = (1000, 750)
-    shade = Image.new("L", size, 0)
+    shade = Image.new("L", (1000, 750), 0)
     ImageDraw.Draw(shade).polygon([(0, 0), (560, 0), (500, 750), (0, 750)], fill=255)
-    shade = np.asarray(shade.filter(ImageFilter.GaussianBlur(3)), np.float32)[..., None] / 255
-    page = np.ones((size[1], size[0], 3), np.float32) * np.asarray(PAPER, np.float32) / 255
-    write(page, digit_ink, 280, 200, pen=(25, 25, 40))
-    page *= 1 - 0.5 * shade
-    page += np.random.default_rng(seed).normal(0, 0.01, page.shape).astype(np.float32)
-    return jpeg(page)
+    return shaded_page(shade, 3, 0.5, digit_ink, (280, 200), (25, 25, 40), seed)
 
 
 def test_a_sharp_shadow_across_the_page_is_not_the_edge_of_a_note(classifier, test_digits):
@@ -360,15 +377,9 @@ def test_a_sharp_shadow_across_the_page_is_not_the_edge_of_a_note(classifier, te
 def page_under_a_wide_shadow(digit_ink: np.ndarray, seed: int = 0) -> bytes:
     """Plain paper under the shadow of a phone held over it (30 % of the light gone): a slanted band over most
     of the page, lit only in a strip at each side, the digit written inside the band near its top-left edge."""
-    size = (1024, 576)
-    shade = Image.new("L", size, 0)
+    shade = Image.new("L", (1024, 576), 0)
     ImageDraw.Draw(shade).polygon([(40, 0), (760, 0), (960, 576), (250, 576)], fill=255)
-    shade = np.asarray(shade.filter(ImageFilter.GaussianBlur(4)), np.float32)[..., None] / 255
-    page = np.ones((size[1], size[0], 3), np.float32) * np.asarray(PAPER, np.float32) / 255
-    write(page, digit_ink, 60, 120, pen=(80, 80, 90))
-    page *= 1 - 0.3 * shade
-    page += np.random.default_rng(seed).normal(0, 0.01, page.shape).astype(np.float32)
-    return jpeg(page)
+    return shaded_page(shade, 4, 0.3, digit_ink, (60, 120), (80, 80, 90), seed)
 
 
 @pytest.mark.parametrize("label", [2, 5, 7])
@@ -392,18 +403,7 @@ def test_a_shadow_is_looked_for_on_the_paper_only():
 def hand_shadow_page(digit_ink: np.ndarray, pen: tuple[int, int, int], seed: int = 0) -> bytes:
     """Plain paper with the soft shadow of a hand reaching in from the right (a palm and four fingers, 40 % of the
     light gone), a fingertip ending just beside the digit."""
-    size = (1000, 750)
-    shade = Image.new("L", size, 0)
-    draw = ImageDraw.Draw(shade)
-    draw.ellipse((760, 150, 1160, 550), fill=255)
-    for k, y in enumerate((170, 290, 410, 530)):
-        draw.line([(800, y), (470 - 40 * (k % 2), y + 20)], fill=255, width=72)
-    shade = np.asarray(shade.filter(ImageFilter.GaussianBlur(12)), np.float32)[..., None] / 255
-    page = np.ones((size[1], size[0], 3), np.float32) * np.asarray(PAPER, np.float32) / 255
-    write(page, digit_ink, 240, 250, pen=pen)
-    page *= 1 - 0.4 * shade
-    page += np.random.default_rng(seed).normal(0, 0.01, page.shape).astype(np.float32)
-    return jpeg(page)
+    return shaded_page(hand_shade((170, 290, 410, 530), 470, 40, 20, 72), 12, 0.4, digit_ink, (240, 250), pen, seed)
 
 
 @pytest.mark.parametrize(
@@ -420,18 +420,7 @@ def test_the_shadows_of_fingers_beside_a_digit_are_not_ink(classifier, test_digi
 def thin_finger_shadows_page(digit_ink: np.ndarray, seed: int = 0) -> bytes:
     """Plain paper under the soft shadow of a hand whose fingers are thinner than the closings that follow shadows
     (24 pixels wide, 40 % of the light gone): four faint bars ending beside the digit."""
-    size = (1000, 750)
-    shade = Image.new("L", size, 0)
-    draw = ImageDraw.Draw(shade)
-    draw.ellipse((760, 150, 1160, 550), fill=255)
-    for k, y in enumerate((200, 290, 380, 470)):
-        draw.line([(800, y), (420 - 30 * (k % 2), y + 15)], fill=255, width=24)
-    shade = np.asarray(shade.filter(ImageFilter.GaussianBlur(6)), np.float32)[..., None] / 255
-    page = np.ones((size[1], size[0], 3), np.float32) * np.asarray(PAPER, np.float32) / 255
-    write(page, digit_ink, 230, 180, pen=(40, 40, 60))
-    page *= 1 - 0.4 * shade
-    page += np.random.default_rng(seed).normal(0, 0.01, page.shape).astype(np.float32)
-    return jpeg(page)
+    return shaded_page(hand_shade((200, 290, 380, 470), 420, 30, 15, 24), 6, 0.4, digit_ink, (230, 180), (40, 40, 60), seed)
 
 
 @pytest.mark.parametrize("label", [1, 4, 7])
