@@ -601,11 +601,10 @@ def _lit_level(local: np.ndarray, fitted: np.ndarray, inside: np.ndarray | None)
     step = LIT_STEP  # light varies slowly: a sparse grid of samples is enough
     terms = _grid_terms(height, width, step)
     values, level = local[::step, ::step].ravel(), fitted[::step, ::step].ravel()
+    on_paper = inside[::step, ::step].ravel() if inside is not None else np.ones(values.shape, dtype=bool)
     coefficients = None
     for _ in range(LIT_ROUNDS):
-        above = values >= level
-        if inside is not None:
-            above &= inside[::step, ::step].ravel()
+        above = (values >= level) & on_paper
         if above.sum() < 2 * terms.shape[1]:
             break
         coefficients = np.linalg.lstsq(terms[above], values[above], rcond=None)[0]
