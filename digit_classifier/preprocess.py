@@ -94,12 +94,31 @@ class Steps:
         from .scene import cuts_in_two
 
         digit = self.digits[index]
-        cuts = []
-        for cut in cuts_in_two(digit.mask, digit.bbox, alone=len(self.digits) < 2):
-            halves = [_framed(self.ink, mask, bbox, digit.stroke_level) for mask, bbox in cut]
+        return self._halves(cuts_in_two(digit.mask, digit.bbox, alone=len(self.digits) < 2), digit.stroke_level)
+
+    def regroupings_in_picture(self, index: int) -> tuple[Halves, ...]:
+        """Digits `index` and `index + 1` taken together, when their boxes touch or overlap side to side: the ways
+        to cut their ink in two anew (`scene.cuts_in_two`). The scene may share the ink of two touching digits out
+        wrongly: a 4 written in two strokes, its bar joined to the digit before it and its stem left alone, reads
+        as that digit and a 1. None for the last digit, or for neighbours with a gap between them."""
+        from .scene import cuts_in_two, side_by_side_touch
+
+        if index + 1 >= len(self.digits):
+            return ()
+        first, second = self.digits[index], self.digits[index + 1]
+        if not side_by_side_touch(first.bbox, second.bbox):
+            return ()
+        bbox = (min(first.bbox[0], second.bbox[0]), min(first.bbox[1], second.bbox[1]),
+                max(first.bbox[2], second.bbox[2]), max(first.bbox[3], second.bbox[3]))
+        return self._halves(cuts_in_two(first.mask | second.mask, bbox), max(first.stroke_level, second.stroke_level))
+
+    def _halves(self, cuts: list, stroke_level: float) -> tuple[Halves, ...]:
+        framed = []
+        for cut in cuts:
+            halves = [_framed(self.ink, mask, bbox, stroke_level) for mask, bbox in cut]
             boxes = tuple(self._in_picture(half.bbox) for half in halves)
-            cuts.append(Halves(np.stack([half.image for half in halves]), boxes))
-        return tuple(cuts)
+            framed.append(Halves(np.stack([half.image for half in halves]), boxes))
+        return tuple(framed)
 
     def _in_picture(self, bbox: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
         top, left, bottom, right = bbox
@@ -178,6 +197,7 @@ class PreparedFile:
     boxes: tuple[tuple[int, int, int, int], ...] = ()  # x0, y0, x1, y1 of each digit in the original picture
     error: str | None = None
     cuts: tuple[tuple[Halves, ...], ...] = ()  # each digit's ways to be cut in two (see Steps.cuts_in_picture)
+    regroupings: tuple[tuple[Halves, ...], ...] = ()  # each digit's and the next one's (Steps.regroupings_in_picture)
 
 
 def preprocess_file(path: str | os.PathLike) -> PreparedFile:
@@ -188,7 +208,10 @@ def preprocess_file(path: str | os.PathLike) -> PreparedFile:
         return PreparedFile(str(path), None, (), str(error))
     indices = range(len(steps.digits))
     boxes = tuple(steps.box_in_picture(i) for i in indices)
-    return PreparedFile(str(path), steps.images, boxes, cuts=tuple(steps.cuts_in_picture(i) for i in indices))
+    return PreparedFile(
+        str(path), steps.images, boxes, cuts=tuple(steps.cuts_in_picture(i) for i in indices),
+        regroupings=tuple(steps.regroupings_in_picture(i) for i in indices),
+    )
 
 
 PARALLEL_FROM = 200  # files; below this, starting worker processes costs more than it saves

@@ -1102,6 +1102,12 @@ def cuts_in_two(
     return cuts
 
 
+def side_by_side_touch(first: tuple[int, int, int, int], second: tuple[int, int, int, int]) -> bool:
+    """Two digits' boxes (top, left, bottom, right) touch or overlap from left to right: their ink may be one
+    run that the scene shared out between them (`Steps.regroupings_in_picture`)."""
+    return second[1] <= first[3] and first[1] <= second[3]
+
+
 STEP_COST = 0.3  # a cut path pays this (in pixels of ink crossed) for each step sideways: it stays straight unless ink is in the way
 
 
