@@ -146,7 +146,7 @@ def read_digits(
     (`_surer`). A lone digit the model doubts that is wide enough to hold two (two digits drawn touching) gets a
     look too; a cut stands only when both halves are far surer than it.
 
-    Then two neighbours whose boxes touch, where the model doubts one of them, get a look at
+    Then two neighbours whose boxes touch, unless the model is certain of both, get a look at
     `regroupings(index)`: their ink taken together and cut in two anew (a 4 whose bar the scene gave to the
     digit before it reads as a 1 alone). The surest such pair replaces them when it is far surer than what they
     read as (REGROUP_SURER); chosen on train-split numbers, seeds 5 and 6, and checked on seeds 7 and 8.
