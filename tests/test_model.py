@@ -33,13 +33,13 @@ REAL_SET_SIZE = 500
 # Share of the photo-like set read as exactly one digit: measured 99.8 % (one taken for a number).
 PHOTO_ONE_DIGIT_FLOOR = 0.99
 # Numbers of 2-6 MNIST test digits (`realinputs.numbers_set`, 400): measured 84.0 % read exactly, 88.2 % of
-# digits right in place (81.75 / 87.1 % before touching neighbours were cut anew; 81.0 / 86.7 % before a lone doubted pair got the second look and faint marks off the
-# line were dropped; 80.0 / 85.5 % before a cut of a digit the model is sure of had to be far surer; 78.5 /
-# 83.5 % before printed lines were divided out row by row across them; 66.5 /
-# 68.5 % before digits pressed together got a second look and light 1s were kept, 75.75 / 79.9 % before sharp
-# shadows were told from desks, 77.0 / 81.2 % before wide pairs the model is sure of got a second look and
-# strokes were joined across removed lines; 64.75 / 67.6 % with the model trained on digits only); the floor
-# catches a regression, the aim is 95 %.
+# digits right in place (81.75 / 87.1 % before touching neighbours were cut anew; 81.0 / 86.7 % before a lone
+# doubted pair got the second look and faint marks off the line were dropped; 80.0 / 85.5 % before a cut of a
+# digit the model is sure of had to be far surer; 78.5 / 83.5 % before printed lines were divided out row by row
+# across them; 66.5 / 68.5 % before digits pressed together got a second look and light 1s were kept, 75.75 /
+# 79.9 % before sharp shadows were told from desks, 77.0 / 81.2 % before wide pairs the model is sure of got a
+# second look and strokes were joined across removed lines; 64.75 / 67.6 % with the model trained on digits
+# only); the floor catches a regression, the aim is 95 %.
 NUMBERS_EXACT_FLOOR = 0.82
 
 

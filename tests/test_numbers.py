@@ -83,10 +83,15 @@ def test_digits_that_touch_at_a_thin_join_are_cut_apart(classifier):
 PRESSED = (2, 17, 56)
 
 
+def train_numbers(indices: tuple[int, ...], seed: int = 5) -> list[tuple]:
+    """(picture, text) of the chosen numbers of the train-split numbers set."""
+    sources, texts = realinputs.numbers_set(max(indices) + 1, split="train", seed=seed)
+    return [(sources[index], texts[index]) for index in indices]
+
+
 @pytest.fixture(scope="module")
 def pressed_numbers():
-    sources, texts = realinputs.numbers_set(max(PRESSED) + 1, split="train", seed=5)
-    return [(sources[index], texts[index]) for index in PRESSED]
+    return train_numbers(PRESSED)
 
 
 def test_two_digits_pressed_into_one_get_a_second_look(classifier, pressed_numbers):
@@ -183,8 +188,7 @@ SHARED_OUT = (26, 112, 218)
 
 @pytest.fixture(scope="module")
 def shared_out_numbers():
-    sources, texts = realinputs.numbers_set(max(SHARED_OUT) + 1, split="train", seed=5)
-    return [(sources[index], texts[index]) for index in SHARED_OUT]
+    return train_numbers(SHARED_OUT)
 
 
 def test_touching_digits_whose_ink_the_scene_shared_out_wrongly_are_cut_anew(classifier, shared_out_numbers):
@@ -206,11 +210,10 @@ def test_touching_digits_are_not_regrouped_for_a_pair_only_a_little_surer(classi
     calibration = Calibration.of(classifier)
     steps, first = first_look(classifier, calibration, sources[341])
     assert [digit.label for digit in first] == [3, 3] and not first[0].confidence > 0.9
-    tempting = []
+    tempting = False
     for cut in steps.regroupings_in_picture(0):
         halves = predictions(calibration, classifier.probabilities(cut.images), cut.images, cut.boxes)
-        if all(half.is_confident for half in halves) and min(half.confidence for half in halves) > first[0].confidence:
-            tempting.append([half.label for half in halves])
+        tempting |= all(half.is_confident for half in halves) and min(half.confidence for half in halves) > first[0].confidence
     assert tempting, "no regrouping here is surer than the first reading: the case is not exercised"
     assert read_image(classifier, sources[341]).text == texts[341] == "33"
 
