@@ -97,20 +97,15 @@ class Steps:
         return self._halves(cuts_in_two(digit.mask, digit.bbox, alone=len(self.digits) < 2), digit.stroke_level)
 
     def regroupings_in_picture(self, index: int) -> tuple[Halves, ...]:
-        """Digits `index` and `index + 1` taken together, when their boxes touch or overlap side to side: the ways
-        to cut their ink in two anew (`scene.cuts_in_two`). The scene may share the ink of two touching digits out
-        wrongly: a 4 written in two strokes, its bar joined to the digit before it and its stem left alone, reads
-        as that digit and a 1. None for the last digit, or for neighbours with a gap between them."""
-        from .scene import cuts_in_two, side_by_side_touch
+        """Digits `index` and `index + 1` taken together, when their boxes touch side to side: the ways to cut
+        their ink in two anew (`scene.cuts_anew`). None for the last digit, or for neighbours with a gap between them."""
+        from .scene import cuts_anew
 
         if index + 1 >= len(self.digits):
             return ()
         first, second = self.digits[index], self.digits[index + 1]
-        if not side_by_side_touch(first.bbox, second.bbox):
-            return ()
-        bbox = (min(first.bbox[0], second.bbox[0]), min(first.bbox[1], second.bbox[1]),
-                max(first.bbox[2], second.bbox[2]), max(first.bbox[3], second.bbox[3]))
-        return self._halves(cuts_in_two(first.mask | second.mask, bbox), max(first.stroke_level, second.stroke_level))
+        level = max(first.stroke_level, second.stroke_level)
+        return self._halves(cuts_anew((first.mask, first.bbox), (second.mask, second.bbox)), level)
 
     def _halves(self, cuts: list, stroke_level: float) -> tuple[Halves, ...]:
         framed = []

@@ -885,7 +885,7 @@ class _Piece:
         return self.box[3] - self.box[1]
 
     def joined(self, other: "_Piece") -> "_Piece":
-        box = (min(self.box[0], other.box[0]), min(self.box[1], other.box[1]), max(self.box[2], other.box[2]), max(self.box[3], other.box[3]))
+        box = _box_around(self.box, other.box)
         mask = np.zeros((box[2] - box[0], box[3] - box[1]), dtype=bool)
         for piece in (self, other):
             top, left = piece.box[0] - box[0], piece.box[1] - box[1]
@@ -1104,8 +1104,25 @@ def cuts_in_two(
 
 def side_by_side_touch(first: tuple[int, int, int, int], second: tuple[int, int, int, int]) -> bool:
     """Two digits' boxes (top, left, bottom, right) touch or overlap from left to right: their ink may be one
-    run that the scene shared out between them (`Steps.regroupings_in_picture`)."""
+    run that the scene shared out between them (`cuts_anew`)."""
     return second[1] <= first[3] and first[1] <= second[3]
+
+
+def cuts_anew(
+    first: tuple[np.ndarray, tuple[int, int, int, int]], second: tuple[np.ndarray, tuple[int, int, int, int]]
+) -> list[list[tuple[np.ndarray, tuple[int, int, int, int]]]]:
+    """Two neighbouring digits (mask, bbox) whose boxes touch side to side: the ways to cut their ink, taken
+    together, in two anew (`cuts_in_two`); none when there is a gap between them. The scene may share the ink
+    of two touching digits out wrongly: a 4 written in two strokes, its bar joined to the digit before it and
+    its stem left alone, reads as that digit and a 1."""
+    if not side_by_side_touch(first[1], second[1]):
+        return []
+    return cuts_in_two(first[0] | second[0], _box_around(first[1], second[1]))
+
+
+def _box_around(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """The box (top, left, bottom, right) around two boxes."""
+    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
 
 
 STEP_COST = 0.3  # a cut path pays this (in pixels of ink crossed) for each step sideways: it stays straight unless ink is in the way
